@@ -1,0 +1,1 @@
+"""Stand-ins for cloud services that cannot run on a test machine."""

@@ -1,0 +1,98 @@
+# The prediction function as the container Cloud Run runs. Build with `make image`
+# (scripts/image.sh), or directly:
+#   docker build --secret id=cacert,src=/etc/ssl/certs/ca-certificates.crt -t predict .
+# The secret is optional: it is only needed behind a TLS-intercepting proxy.
+#
+# Syntax kept to what both Docker BuildKit and buildah 1.28 (Debian 12) accept: no COPY --link,
+# no heredoc RUN.
+
+# Tests substitute a stand-in built from Debian packages where no registry can be reached.
+ARG BASE_IMAGE=python:3.11-slim
+
+FROM ${BASE_IMAGE} AS build
+
+# The same path in both stages: a venv's scripts and pyvenv.cfg hold absolute paths.
+ENV VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:${PATH} \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+RUN python3 -m venv "${VIRTUAL_ENV}"
+
+# Exact pins with hashes, wheels only: the slim base has no compiler, and a missing wheel should
+# fail the build rather than quietly compile an sdist.
+COPY requirements.txt /tmp/requirements.txt
+RUN --mount=type=secret,id=cacert,target=/run/secrets/cacert \
+    if [ -s /run/secrets/cacert ]; then export PIP_CERT=/run/secrets/cacert; fi \
+    && pip install --no-cache-dir --no-compile --require-hashes --only-binary=:all: \
+        -r /tmp/requirements.txt
+
+# What the server never runs: the libraries' test suites, Cython and C sources, headers, type
+# stubs, and the installer itself.
+RUN pip uninstall --yes --quiet pip setuptools wheel \
+    && find "${VIRTUAL_ENV}" -depth \
+        \( -type d \( -name tests -o -name __pycache__ -o -name include \) \
+           -o -type f \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' -o -name '*.pyi' \
+                         -o -name '*.c' -o -name '*.cpp' -o -name '*.h' -o -name '*.hpp' \) \) \
+        -exec rm -rf {} +
+
+WORKDIR /app
+COPY main.py ./
+COPY service/ service/
+COPY model/ model/
+COPY scripts/container/warm_bytecode.py /tmp/warm_bytecode.py
+# Bake the default model in, so an instance serves without reaching any storage. Then byte-compile
+# so a cold start reads .pyc files instead of compiling: all of the app, and of the libraries what
+# one run of the real server imports (compiling all of them would add ~45 MB of unread files).
+# unchecked-hash: the sources in an image never change, so imports skip the freshness check.
+RUN python -m model train \
+    && python /tmp/warm_bytecode.py --import google.cloud.storage "${VIRTUAL_ENV}" \
+    && python -m compileall -q -f --invalidation-mode unchecked-hash /app
+
+
+FROM ${BASE_IMAGE} AS runtime
+
+# UID 1000 owns nothing in the image: the app, the venv and the model stay root's, read-only to it.
+RUN useradd --uid 1000 --user-group --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin app
+
+# The official base ships its standard library without .pyc files (smaller); compile it here, once,
+# or every cold start compiles json, email, http and the rest in memory again.
+RUN python3 -m compileall -q -j 0 \
+        -x '/(test|idlelib|lib2to3|ensurepip|tkinter|turtledemo|pydoc_data|config-3[^/]*)/' \
+        "$(python3 -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')"
+
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build /app /app
+
+# WORKERS=1, THREADS=16: Cloud Run gives an instance 1 vCPU, so a second process would only
+# duplicate the model in memory and split the micro-batcher's queue; threads give the concurrency
+# (Cloud Run's --concurrency=16 to match) that lets requests meet in one batch. No gunicorn worker
+# timeout (0): Cloud Run enforces the request timeout itself, and a gunicorn timeout would kill the
+# only worker, model and all. Each is functions-framework's own knob, settable at deploy time.
+ENV VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:${PATH} \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PORT=8080 \
+    WORKERS=1 \
+    THREADS=16 \
+    CLOUD_RUN_TIMEOUT_SECONDS=0
+
+WORKDIR /app
+USER 1000:1000
+EXPOSE 8080
+
+# Exec form: the server is PID 1 and gets SIGTERM itself, so Cloud Run's shutdown is graceful.
+CMD ["functions-framework", "--target=predict"]
+
+# Last, so a new commit changes only this layer.
+ARG SOURCE_URL=""
+ARG VCS_REF=""
+ARG VERSION=""
+ARG CREATED=""
+LABEL org.opencontainers.image.title="predict" \
+      org.opencontainers.image.source="${SOURCE_URL}" \
+      org.opencontainers.image.revision="${VCS_REF}" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.created="${CREATED}"

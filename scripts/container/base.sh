@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+#
+# Builds a stand-in for the python:3.11-slim base image from Debian bookworm packages, for hosts
+# that cannot pull from a registry. Debian 12 ships Python 3.11 too, so wheels built for the real
+# base install unchanged. The root filesystem is cached as a tarball keyed by this script and the
+# mirror, so a fresh machine builds it once (about a minute) and later runs only import it.
+
+set -euo pipefail
+
+SELF="$(readlink -f "${BASH_SOURCE[0]}")"
+readonly SELF
+readonly SOURCES="/etc/apt/sources.list.d/debian.sources"
+readonly CACHE_DIR="${XDG_CACHE_HOME:-${HOME}/.cache}/predict-image"
+readonly KEY_LABEL="stand-in.cache-key"
+
+usage() {
+  cat <<EOF
+Usage: ${0##*/} [-e ENGINE] [-t TAG]
+Import a stand-in python:3.11-slim image into ENGINE's store (podman or docker;
+default podman) as TAG (default localhost/python:3.11-slim); print TAG.
+Env: MIRROR overrides the Debian mirror read from ${SOURCES}.
+EOF
+}
+
+err() {
+  echo "[$(date +'%Y-%m-%dT%H:%M:%S%z')] ${0##*/}: $*" >&2
+}
+
+# Prints the mirror apt already uses for bookworm (the stanza whose Suites include it).
+mirror() {
+  local line uris="" suites=""
+  if [[ -n "${MIRROR:-}" ]]; then
+    echo "${MIRROR}"
+    return
+  fi
+  while IFS= read -r line || [[ -n "${line}" ]]; do
+    case "${line}" in
+      URIs:*) uris="${line#URIs:}" ;;
+      Suites:*) suites=" ${line#Suites:} " ;;
+      "")
+        [[ "${suites}" == *" bookworm "* ]] && break
+        uris=""
+        suites=""
+        ;;
+    esac
+  done < "${SOURCES}"
+  if [[ "${suites}" != *" bookworm "* ]]; then
+    err "no bookworm stanza in ${SOURCES}; set MIRROR"
+    return 1
+  fi
+  read -r uris _ <<< "${uris}"
+  echo "${uris}"
+}
+
+# Writes the trimmed root filesystem of the stand-in to $1 as a tarball.
+build_rootfs() {
+  local out="$1" rootfs archive
+  archive="$(mirror)"
+  rootfs="$(mktemp -d)"
+  # shellcheck disable=SC2064  # expand now: rootfs is local and gone when the trap fires
+  trap "rm -rf '${rootfs}'" EXIT
+  err "debootstrap bookworm from ${archive} (about a minute)"
+  debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
+    bookworm "${rootfs}" "${archive}" > "${rootfs}.log" 2>&1 \
+    || { cat "${rootfs}.log" >&2; rm -f "${rootfs}.log"; return 1; }
+  rm -f "${rootfs}.log"
+  # The official image keeps no apt lists, docs or logs; neither does this one.
+  rm -rf "${rootfs}"/var/lib/apt/lists/* "${rootfs}"/var/cache/apt/* "${rootfs}"/var/log/* \
+    "${rootfs}"/usr/share/{doc,man,info,locale}/*
+  # The official image answers to `python` as well as `python3`.
+  ln -s /usr/bin/python3 "${rootfs}/usr/local/bin/python"
+  tar --numeric-owner -C "${rootfs}" -cf "${out}.partial" .
+  mv "${out}.partial" "${out}"
+  rm -rf "${rootfs}"
+}
+
+main() {
+  local engine="podman" tag="localhost/python:3.11-slim" opt key tarball
+  while getopts "e:t:h" opt; do
+    case "${opt}" in
+      e) engine="${OPTARG}" ;;
+      t) tag="${OPTARG}" ;;
+      h) usage; return 0 ;;
+      *) usage >&2; return 2 ;;
+    esac
+  done
+  key="$({ cat "${SELF}"; mirror; } | sha256sum | cut -c1-16)"
+  if [[ "$("${engine}" image inspect --format "{{ index .Labels \"${KEY_LABEL}\" }}" \
+    "${tag}" 2> /dev/null)" == "${key}" ]]; then
+    echo "${tag}"
+    return
+  fi
+  tarball="${CACHE_DIR}/base-${key}.tar"
+  mkdir -p "${CACHE_DIR}"
+  [[ -s "${tarball}" ]] || build_rootfs "${tarball}"
+  "${engine}" import --change 'CMD ["python3"]' --change 'ENV LANG=C.UTF-8' \
+    --change "LABEL ${KEY_LABEL}=${key}" "${tarball}" "${tag}" > /dev/null
+  echo "${tag}"
+}
+
+main "$@"

@@ -1,0 +1,55 @@
+# Two commands matter: `make run` serves the default model on $PORT (default 8080), and `make test`
+# runs every test. Both set up what they need first (virtual environment, pinned dependencies,
+# the default model).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8080
+PYTEST_ARGS ?=
+
+.PHONY: help venv dev model run test lint lock image bench fuzz clean
+
+help: ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-7s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.prod: requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.txt -r requirements-dev.txt
+	touch $(VENV)/.prod $@
+
+venv: $(VENV)/.prod ## Create .venv with the pinned production dependencies.
+
+dev: $(VENV)/.dev ## Add the pinned test and dev tools.
+
+model/artifacts/manifest.json: model/training.py model/manifest.py | $(VENV)/.prod
+	$(BIN)/python -m model train
+
+model: model/artifacts/manifest.json ## Train the default model (deterministic) into model/artifacts/.
+
+run: venv model ## Serve the default model on $PORT (default 8080).
+	PORT=$(PORT) $(BIN)/functions-framework --target=predict
+
+test: dev model ## Run every test.
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: dev ## Static checks: ruff, shellcheck, hadolint, actionlint.
+	$(BIN)/ruff check .
+	git ls-files '*.sh' | xargs --no-run-if-empty $(BIN)/shellcheck
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/actionlint
+
+lock: ## Re-pin requirements*.txt (with hashes) from requirements*.in.
+	uv pip compile --quiet --native-tls --generate-hashes --python-version 3.11 requirements.in -o requirements.txt
+	uv pip compile --quiet --native-tls --generate-hashes --python-version 3.11 requirements-dev.in -o requirements-dev.txt
+
+clean: ## Remove the virtual environment, the built model and caches.
+	rm -rf $(VENV) model/artifacts .pytest_cache .ruff_cache .hypothesis

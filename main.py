@@ -1,0 +1,46 @@
+"""The function: one functions-framework HTTP entrypoint, `predict`, serving a scikit-learn model.
+
+Run it with `functions-framework --target=predict` (port from $PORT, default 8080). Every route
+(`POST /predict`, `GET /`, KServe V1 and Open Inference Protocol V2) is served here and dispatched by
+`service.routes`; the model loads lazily and once (see `model.loader`). Settings: `service/config.py`.
+"""
+
+import flask
+import functions_framework
+import werkzeug.exceptions
+
+from model.loader import ModelHolder
+from service import config, errors, logs, routes, warmup
+
+SETTINGS = config.Settings.from_env()
+logs.configure(SETTINGS.log_level, SETTINGS.revision, SETTINGS.service)
+HOLDER = ModelHolder(SETTINGS)
+APP = routes.FunctionApp(SETTINGS, HOLDER)
+warmup.install(HOLDER, SETTINGS.warmup)
+
+
+def _json(status: int, body: bytes, headers: dict) -> flask.Response:
+    return flask.Response(body, status=status, headers=headers, mimetype="application/json")
+
+
+@functions_framework.http
+def predict(request: flask.Request) -> flask.Response:
+    """Serves every route of the model; see the README for the contract."""
+    reply = APP.handle(request.method, request.path, request.headers, request.content_length, request.stream.read)
+    return _json(reply.status, reply.encode(), reply.headers)
+
+
+@functions_framework.errorhandler(werkzeug.exceptions.HTTPException)
+def _framework_error(e: werkzeug.exceptions.HTTPException) -> flask.Response:
+    """Errors raised by the framework before `predict` runs (e.g. /favicon.ico) get our JSON shape too."""
+    error = errors.HttpError(e.description or e.name)
+    error.code, error.status = e.code or 500, (e.name or "ERROR").upper().replace(" ", "_")
+    return _json(error.code, routes.Reply(error.code, error.body()).encode(), {})
+
+
+@functions_framework.errorhandler(Exception)
+def _crash(e: Exception) -> flask.Response:
+    """Last resort: a 500 whose body carries no exception text (the log line does)."""
+    routes.log.exception("unhandled error outside the router")
+    error = errors.Internal()
+    return _json(500, routes.Reply(500, error.body()).encode(), {})

@@ -1,0 +1,39 @@
+"""Command line: `python -m model train` builds the default model; `publish` uploads one to Cloud Storage."""
+
+import argparse
+import json
+import pathlib
+import sys
+
+from service.config import DEFAULT_MODEL_DIR
+
+
+def _train(args) -> int:
+    from model import training
+
+    manifest = training.train(args.out, kind=args.estimator, name=args.name, version=args.version)
+    print(json.dumps({"out": str(args.out), "name": manifest["name"], "version": manifest["version"],
+                      "estimator": manifest["estimator"], "sha256": manifest["artifact"]["sha256"]}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["publish"]:
+        from model import publish
+
+        return publish.main(argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m model", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    train = commands.add_parser("train", help="fit the default model and write its artifact and manifest")
+    train.add_argument("--out", type=pathlib.Path, default=DEFAULT_MODEL_DIR, help="output directory (default: %(default)s)")
+    train.add_argument("--estimator", choices=("logreg", "forest"), default="logreg", help="default: %(default)s")
+    train.add_argument("--name", default="iris")
+    train.add_argument("--version", default="1")
+    commands.add_parser("publish", help="upload a model directory to gs://BUCKET/PATH (see `publish --help`)")
+    args = parser.parse_args(argv)
+    return _train(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""Turning local model files into a ready estimator, safely.
+
+The default format is skops, which builds objects from an explicit list of trusted types instead of
+running pickled code; its SHA-256 is checked against the manifest first. Pickle and joblib files run
+arbitrary code when loaded, so they load only when the operator opts in.
+"""
+
+import dataclasses
+import logging
+import pathlib
+import warnings
+
+from model import manifest as manifests
+from model.errors import ModelIntegrityError, ModelNotFound, ModelUnreadable, ModelUnsafe, ModelVersionMismatch
+
+log = logging.getLogger("model")
+
+# Types beyond skops' own defaults that plain scikit-learn models need: tree structures of the
+# forest and boosting estimators. Anything else must be named in MODEL_TRUSTED_TYPES.
+TRUSTED_TYPES = (
+    "sklearn.tree._tree.Tree",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadPolicy:
+    allow_pickle: bool = False
+    allow_version_mismatch: bool = False
+    trusted_types: tuple[str, ...] = ()
+    name: str | None = None
+    version: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedModel:
+    estimator: object
+    name: str
+    version: str
+    features: list
+    classes: list | None
+    task: str
+    format: str
+    sha256: str
+    trained_with: dict
+    allow_nan: bool
+    has_proba: bool
+
+
+def load(path: pathlib.Path, policy: LoadPolicy) -> LoadedModel:
+    """Loads the model at a local path: a directory, a manifest, or a bare artifact file."""
+    manifest_path, bare = _locate(path)
+    if bare is not None:
+        return _load_bare(bare, policy)
+    manifest = manifests.read(manifest_path)
+    info = manifest["artifact"]
+    artifact = manifest_path.parent / info["file"]
+    fmt = info.get("format", "skops")
+    if fmt in manifests.PICKLE_FORMATS and not policy.allow_pickle:
+        raise ModelUnsafe(f"{artifact} is a {fmt} artifact, which runs code when loaded; set MODEL_ALLOW_PICKLE=true only if you trust it")
+    try:
+        actual = manifests.sha256_of(artifact)
+    except FileNotFoundError:
+        raise ModelNotFound(f"artifact {artifact} named by {manifest_path} does not exist") from None
+    except OSError as e:
+        raise ModelUnreadable(f"artifact {artifact} cannot be read: {e.strerror or e}") from None
+    if actual != info["sha256"]:
+        raise ModelIntegrityError(f"artifact {artifact} has SHA-256 {actual}, but {manifest_path} expects {info['sha256']}")
+    _check_version(manifest["framework"]["scikit-learn"], policy, artifact)
+    estimator = _read_skops(artifact, policy) if fmt == "skops" else _read_pickle(artifact, policy)
+    features = list(manifest["features"]["names"])
+    n_in = getattr(estimator, "n_features_in_", len(features))
+    if n_in != len(features):
+        raise ModelIntegrityError(f"{manifest_path} lists {len(features)} features but the estimator takes {n_in}")
+    return _describe(estimator, manifest.get("name") or policy.name or artifact.stem,
+                     str(manifest.get("version") or policy.version or actual[:12]), features, fmt, actual,
+                     manifest["framework"])
+
+
+def _locate(path: pathlib.Path) -> tuple[pathlib.Path | None, pathlib.Path | None]:
+    """(manifest, None) for a model with a manifest, (None, file) for a bare artifact."""
+    if path.is_dir():
+        if (path / manifests.MANIFEST_NAME).is_file():
+            return path / manifests.MANIFEST_NAME, None
+        bare = sorted(p for p in path.iterdir() if p.suffix in manifests.PICKLE_SUFFIXES)
+        if bare:
+            return None, bare[0]
+        raise ModelNotFound(f"{path} holds neither {manifests.MANIFEST_NAME} nor a model.joblib/model.pkl file")
+    if path.suffix == ".json":
+        return path, None
+    if path.suffix in manifests.PICKLE_SUFFIXES:
+        return None, path
+    beside = path.parent / manifests.MANIFEST_NAME
+    if beside.is_file():
+        return beside, None
+    raise ModelIntegrityError(f"{path} has no {manifests.MANIFEST_NAME} beside it, so its SHA-256 cannot be checked")
+
+
+def _load_bare(artifact: pathlib.Path, policy: LoadPolicy) -> LoadedModel:
+    if not policy.allow_pickle:
+        raise ModelUnsafe(f"{artifact} is a pickle/joblib file, which runs code when loaded; set MODEL_ALLOW_PICKLE=true only if you trust it")
+    sha = manifests.sha256_of(artifact)
+    estimator = _read_pickle(artifact, policy)
+    names = getattr(estimator, "feature_names_in_", None)
+    n = getattr(estimator, "n_features_in_", None)
+    if names is None and n is None:
+        raise ModelUnreadable(f"{artifact} holds a {type(estimator).__name__} that is not a fitted scikit-learn estimator")
+    features = [str(f) for f in names] if names is not None else [f"x{i}" for i in range(n)]
+    import sklearn
+
+    return _describe(estimator, policy.name or artifact.stem, policy.version or sha[:12], features, "joblib", sha,
+                     {"scikit-learn": sklearn.__version__, "source": "unknown (no manifest)"})
+
+
+def _check_version(trained: str, policy: LoadPolicy, artifact: pathlib.Path) -> None:
+    import sklearn
+
+    if trained == sklearn.__version__:
+        return
+    message = (f"{artifact} was trained with scikit-learn {trained} but {sklearn.__version__} is running; "
+               "retrain it, or set MODEL_ALLOW_VERSION_MISMATCH=true to load it anyway")
+    if not policy.allow_version_mismatch:
+        raise ModelVersionMismatch(message)
+    log.warning(message, extra={"event": "version_mismatch"})
+
+
+def _read_skops(artifact: pathlib.Path, policy: LoadPolicy):
+    import skops.io
+
+    try:
+        untrusted = skops.io.get_untrusted_types(file=artifact)
+    except Exception as e:  # skops raises a variety of errors on a file that is not a skops archive
+        raise ModelUnreadable(f"{artifact} is not a readable skops file: {type(e).__name__}") from None
+    allowed = set(TRUSTED_TYPES) | set(policy.trusted_types)
+    refused = [t for t in untrusted if t not in allowed]
+    if refused:
+        raise ModelUnsafe(f"{artifact} holds types outside the trusted list: {', '.join(refused)}; "
+                          "add them to MODEL_TRUSTED_TYPES only if you trust the artifact's author")
+    try:
+        return skops.io.load(artifact, trusted=list(untrusted))
+    except Exception as e:
+        raise ModelUnreadable(f"{artifact} could not be loaded by skops: {type(e).__name__}: {e}") from None
+
+
+def _read_pickle(artifact: pathlib.Path, policy: LoadPolicy):
+    import joblib
+    from sklearn.exceptions import InconsistentVersionWarning
+
+    log.warning(f"loading {artifact} with pickle because MODEL_ALLOW_PICKLE=true", extra={"event": "pickle_opt_in"})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", InconsistentVersionWarning)
+        try:
+            estimator = joblib.load(artifact)
+        except Exception as e:
+            raise ModelUnreadable(f"{artifact} could not be unpickled: {type(e).__name__}: {e}") from None
+    for w in caught:
+        if isinstance(w.message, InconsistentVersionWarning):
+            _check_version(w.message.original_sklearn_version, policy, artifact)
+            break
+    if not hasattr(estimator, "predict"):
+        raise ModelUnreadable(f"{artifact} holds a {type(estimator).__name__}, which has no predict method")
+    return estimator
+
+
+def _describe(estimator, name, version, features, fmt, sha, trained_with) -> LoadedModel:
+    from sklearn.utils import get_tags
+
+    tags = get_tags(estimator)
+    classes = getattr(estimator, "classes_", None)
+    return LoadedModel(
+        estimator=estimator,
+        name=str(name),
+        version=str(version),
+        features=[str(f) for f in features],
+        classes=classes.tolist() if classes is not None else None,
+        task="classification" if tags.estimator_type == "classifier" else tags.estimator_type or "regression",
+        format=fmt,
+        sha256=sha,
+        trained_with=dict(trained_with),
+        allow_nan=bool(tags.input_tags.allow_nan),
+        has_proba=hasattr(estimator, "predict_proba"),
+    )

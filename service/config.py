@@ -1,0 +1,110 @@
+"""Settings from environment variables, read once when the function module loads.
+
+| variable | default | meaning |
+| --- | --- | --- |
+| MODEL_URI | `<repo>/model/artifacts` | model directory, manifest, bare artifact file, or `gs://BUCKET/PATH[#GEN]` |
+| MODEL_GENERATION | unset | pins the Cloud Storage object generation (same as `#GEN` in the URI) |
+| MODEL_CACHE_DIR | `<tmp>/model-cache` | where downloaded models are kept (Cloud Run's /tmp is in memory) |
+| MODEL_FETCH_TIMEOUT_S | 20 | deadline for fetching a remote model, all retries included |
+| MODEL_RETRY_BACKOFF_S | 1 | wait after a failed load before the next request may try again; doubles per failure |
+| MODEL_RETRY_BACKOFF_MAX_S | 30 | cap of that wait |
+| MODEL_ALLOW_PICKLE | false | allow pickle/joblib artifacts, which run code when loaded |
+| MODEL_ALLOW_VERSION_MISMATCH | false | load a model trained with another scikit-learn (logged as a warning) |
+| MODEL_TRUSTED_TYPES | empty | extra comma-separated type names the skops loader may create |
+| MODEL_NAME / MODEL_VERSION | from manifest | name and version for a bare artifact without a manifest |
+| MODEL_WARMUP | true | load the model in the background as soon as a server worker starts |
+| BATCHING | true | coalesce rows of concurrent requests into one model call |
+| MAX_ROWS | 10000 | most rows one request may carry |
+| MAX_BODY_BYTES | 10485760 | largest request body (10 MiB); larger ones get 413 before being read |
+| LOG_LEVEL | INFO | DEBUG, INFO, WARNING or ERROR |
+| K_SERVICE / K_REVISION | unset | set by Cloud Run; reported in `GET /` and in logs |
+| GOOGLE_CLOUD_PROJECT | unset | makes trace ids full Cloud Logging trace names |
+"""
+
+import dataclasses
+import os
+import pathlib
+import tempfile
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+DEFAULT_MODEL_DIR = REPO_ROOT / "model" / "artifacts"
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value that cannot be used."""
+
+
+def _flag(env, name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean (use true or false)")
+
+
+def _number(env, name: str, default, kind=float, minimum=0):
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a {kind.__name__}") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    model_uri: str
+    model_generation: int | None
+    cache_dir: pathlib.Path
+    fetch_timeout_s: float
+    retry_backoff_s: float
+    retry_backoff_max_s: float
+    allow_pickle: bool
+    allow_version_mismatch: bool
+    trusted_types: tuple[str, ...]
+    model_name: str | None
+    model_version: str | None
+    warmup: bool
+    batching: bool
+    max_rows: int
+    max_body_bytes: int
+    log_level: str
+    service: str | None
+    revision: str | None
+    project: str | None
+
+    @classmethod
+    def from_env(cls, env=None) -> "Settings":
+        env = os.environ if env is None else env
+        generation = _number(env, "MODEL_GENERATION", None, int, 1)
+        level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError(f"LOG_LEVEL={level!r} is not one of DEBUG, INFO, WARNING, ERROR")
+        return cls(
+            model_uri=env.get("MODEL_URI", "").strip() or str(DEFAULT_MODEL_DIR),
+            model_generation=generation,
+            cache_dir=pathlib.Path(env.get("MODEL_CACHE_DIR") or pathlib.Path(tempfile.gettempdir(), "model-cache")),
+            fetch_timeout_s=_number(env, "MODEL_FETCH_TIMEOUT_S", 20.0, float, 0.1),
+            retry_backoff_s=_number(env, "MODEL_RETRY_BACKOFF_S", 1.0),
+            retry_backoff_max_s=_number(env, "MODEL_RETRY_BACKOFF_MAX_S", 30.0),
+            allow_pickle=_flag(env, "MODEL_ALLOW_PICKLE", False),
+            allow_version_mismatch=_flag(env, "MODEL_ALLOW_VERSION_MISMATCH", False),
+            trusted_types=tuple(t.strip() for t in env.get("MODEL_TRUSTED_TYPES", "").split(",") if t.strip()),
+            model_name=env.get("MODEL_NAME") or None,
+            model_version=env.get("MODEL_VERSION") or None,
+            warmup=_flag(env, "MODEL_WARMUP", True),
+            batching=_flag(env, "BATCHING", True),
+            max_rows=_number(env, "MAX_ROWS", 10_000, int, 1),
+            max_body_bytes=_number(env, "MAX_BODY_BYTES", 10 * 1024 * 1024, int, 1),
+            log_level=level,
+            service=env.get("K_SERVICE") or None,
+            revision=env.get("K_REVISION") or None,
+            project=env.get("GOOGLE_CLOUD_PROJECT") or env.get("GCP_PROJECT") or None,
+        )

@@ -1,0 +1,125 @@
+"""Turning request bodies into a validated float matrix, before the model sees anything.
+
+Every problem raises an HttpError subclass whose message says what was wrong and what was expected.
+"""
+
+import json
+
+import numpy as np
+
+from service.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+
+_CHUNK = 64 * 1024
+_NUMBER = (int, float)
+
+
+def check_content_type(content_type: str | None) -> None:
+    """A missing Content-Type is read as JSON (Triton's client sends none); anything else must be JSON."""
+    if not content_type:
+        return
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media in ("application/json", "text/json") or media.endswith("+json"):
+        return
+    raise UnsupportedMediaType(f"Content-Type must be application/json, got {media!r} "
+                               "(with curl, add -H 'Content-Type: application/json')")
+
+
+def read_body(read, content_length: int | None, limit: int) -> bytes:
+    """Reads at most `limit` bytes with `read(n)`; refuses a larger body before reading it whole."""
+    if content_length is not None and content_length > limit:
+        raise PayloadTooLarge(limit)
+    chunks, size = [], 0
+    while True:
+        chunk = read(min(_CHUNK, limit + 1 - size))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(limit)
+
+
+def _no_duplicates(pairs):
+    obj = {}
+    for key, value in pairs:
+        if key in obj:
+            raise BadRequest(f"malformed JSON: key {key!r} appears twice in one object")
+        obj[key] = value
+    return obj
+
+
+def parse_json(body: bytes):
+    if not body.strip():
+        raise BadRequest("request body is empty; send a JSON object such as {\"instances\": [[...]]}")
+    try:
+        return json.loads(body, object_pairs_hook=_no_duplicates)
+    except UnicodeDecodeError:
+        raise BadRequest("request body is not valid UTF-8 text") from None
+    except json.JSONDecodeError as e:
+        raise BadRequest(f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except RecursionError:
+        raise BadRequest("malformed JSON: nested too deeply") from None
+
+
+def _describe(value) -> str:
+    return "null" if value is None else {bool: "boolean", str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
+
+
+def to_matrix(instances, features: list[str], max_rows: int, allow_nan: bool, what: str = "instances") -> np.ndarray:
+    """Rows given as arrays of numbers or objects keyed by feature name -> float64 matrix."""
+    if not isinstance(instances, list):
+        raise BadRequest(f'"{what}" must be an array of rows, got {_describe(instances)}')
+    if not instances:
+        raise BadRequest(f'"{what}" is empty; send at least one row')
+    if len(instances) > max_rows:
+        raise BadRequest(f'"{what}" has {len(instances)} rows, more than the limit of {max_rows} (MAX_ROWS)')
+    n = len(features)
+    index = None
+    rows = []
+    for i, row in enumerate(instances):
+        if isinstance(row, dict):
+            index = index or {name: j for j, name in enumerate(features)}
+            row = _row_from_object(row, index, features, i)
+        elif not isinstance(row, list):
+            raise BadRequest(f"row {i} must be an array of {n} numbers or an object keyed by feature name, got {_describe(row)}")
+        elif len(row) != n:
+            raise BadRequest(f"row {i} has {len(row)} values; the model expects {n} features ({', '.join(features)})")
+        for j, value in enumerate(row):
+            if type(value) not in _NUMBER:
+                raise BadRequest(f"row {i}, feature {j} ({features[j]}) must be a number, got {_describe(value)}")
+        rows.append(row)
+    try:
+        matrix = np.array(rows, dtype=np.float64)
+    except OverflowError:
+        raise BadRequest("a value is too large to be a 64-bit float") from None
+    check_finite(matrix, allow_nan)
+    return matrix
+
+
+def _row_from_object(row: dict, index: dict, features: list[str], i: int) -> list:
+    unknown = [k for k in row if k not in index]
+    if unknown:
+        raise BadRequest(f"row {i} has unknown feature(s) {', '.join(map(repr, unknown[:5]))}; expected {', '.join(features)}")
+    missing = [f for f in features if f not in row]
+    if missing:
+        raise BadRequest(f"row {i} is missing feature(s) {', '.join(map(repr, missing))}")
+    return [row[f] for f in features]
+
+
+def check_finite(matrix: np.ndarray, allow_nan: bool) -> None:
+    if np.isfinite(matrix).all():
+        return
+    if np.isinf(matrix).any():
+        i, j = (int(k[0]) for k in np.nonzero(np.isinf(matrix)))
+        raise BadRequest(f"row {i}, feature {j} is infinite (or too large for a 64-bit float); values must be finite")
+    if not allow_nan:
+        i, j = (int(k[0]) for k in np.nonzero(np.isnan(matrix)))
+        raise BadRequest(f"row {i}, feature {j} is NaN, and this model cannot take missing values")
+
+
+def flag(params, name: str) -> bool:
+    """A boolean request parameter, absent meaning false."""
+    value = params.get(name, False)
+    if not isinstance(value, bool):
+        raise BadRequest(f'parameter "{name}" must be true or false, got {_describe(value)}')
+    return value

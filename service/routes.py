@@ -1,0 +1,176 @@
+"""Dispatching a request to its route and turning the outcome into a JSON reply and one log line.
+
+Framework-neutral: it sees the method, path, headers and a body reader, so the HTTP edge in
+`main.py` stays a few lines and tests can drive every route through the real function.
+"""
+
+import dataclasses
+import json
+import logging
+import re
+import threading
+import time
+
+from model.errors import ModelLoadError
+from service import errors, logs, parsing, protocols
+from service.errors import HttpError, NotFound, ServiceUnavailable
+from service.predictor import Predictor
+
+log = logging.getLogger("request")
+
+
+@dataclasses.dataclass
+class Reply:
+    status: int
+    body: dict
+    headers: dict = dataclasses.field(default_factory=dict)
+    rows: int = 0
+
+    def encode(self) -> bytes:
+        return json.dumps(self.body, separators=(",", ":")).encode()
+
+
+class FunctionApp:
+    def __init__(self, settings, holder):
+        self._settings = settings
+        self._holder = holder
+        self._predictor: Predictor | None = None
+        self._predictor_lock = threading.Lock()
+        model = r"/(?P<name>[^/:]+)"
+        version = r"(?:/versions/[^/]+)?"
+        self._routes = [
+            (re.compile(r"/"), {"GET": self._metadata, "POST": self._predict_plain}),
+            (re.compile(r"/predict"), {"POST": self._predict_plain}),
+            (re.compile(r"/v1/models" + model), {"GET": self._v1_model}),
+            (re.compile(r"/v1/models" + model + ":predict"), {"POST": self._predict_v1}),
+            (re.compile(r"/v2/health/live"), {"GET": self._live}),
+            (re.compile(r"/v2/health/ready"), {"GET": self._ready}),
+            (re.compile(r"/v2"), {"GET": self._v2_server}),
+            (re.compile(r"/v2/models" + model + version), {"GET": self._v2_model}),
+            (re.compile(r"/v2/models" + model + version + "/ready"), {"GET": self._v2_model_ready}),
+            (re.compile(r"/v2/models" + model + version + "/infer"), {"POST": self._predict_v2}),
+        ]
+
+    def handle(self, method: str, path: str, headers, content_length: int | None, read) -> Reply:
+        started = time.perf_counter()
+        v2 = path.startswith("/v2/")
+        try:
+            reply = self._dispatch(method, path, headers, content_length, read)
+        except HttpError as e:
+            reply = Reply(e.code, e.body(v2), e.headers)
+        except Exception:
+            log.exception("unhandled error", extra={"path": path})
+            e = errors.Internal()
+            reply = Reply(e.code, e.body(v2))
+        latency_ms = (time.perf_counter() - started) * 1000
+        log.log(logging.WARNING if reply.status >= 500 else logging.INFO, f"{method} {path} {reply.status}", extra={
+            "httpRequest": {"requestMethod": method, "requestUrl": path, "status": reply.status,
+                            "latency": f"{latency_ms / 1000:.6f}s", "userAgent": headers.get("User-Agent", "")},
+            "status": reply.status, "rows": reply.rows, "latency_ms": round(latency_ms, 3),
+            **logs.trace_fields(headers, self._settings.project)})
+        return reply
+
+    def _dispatch(self, method, path, headers, content_length, read) -> Reply:
+        method = "GET" if method == "HEAD" else method
+        for pattern, handlers in self._routes:
+            match = pattern.fullmatch(path)
+            if match:
+                handler = handlers.get(method)
+                if handler is None:
+                    raise errors.MethodNotAllowed(method, tuple(handlers))
+                if method != "POST":
+                    return handler(**match.groupdict())
+                parsing.check_content_type(headers.get("Content-Type"))
+                body = parsing.parse_json(parsing.read_body(read, content_length, self._settings.max_body_bytes))
+                return handler(body, **match.groupdict())
+        raise NotFound(f"no route for {path}; try GET / for the model, POST /predict to predict")
+
+    def _model(self, name: str | None = None):
+        try:
+            model = self._holder.get()
+        except ModelLoadError as e:
+            retry = max(1, round(self._holder.retry_after()))
+            raise ServiceUnavailable(f"model not available: {e}", {"Retry-After": str(retry)}) from None
+        if name is not None and name != model.name:
+            raise NotFound(f"model {name!r} is not served here; this function serves {model.name!r}")
+        return model
+
+    def _predictor_for(self, model) -> Predictor:
+        predictor = self._predictor
+        if predictor is None or predictor.model is not model:
+            with self._predictor_lock:
+                if self._predictor is None or self._predictor.model is not model:
+                    self._predictor = Predictor(model, self._settings.batching, max(1024, self._settings.max_rows))
+                predictor = self._predictor
+        return predictor
+
+    def _predict_plain(self, body):
+        model = self._model()
+        rows, proba = protocols.plain_rows(body, model, self._settings.max_rows)
+        labels, probs = self._predictor_for(model)(rows, proba)
+        return Reply(200, protocols.plain_response(model, labels, probs), self._model_headers(model), len(labels))
+
+    def _predict_v1(self, body, name):
+        model = self._model(name)
+        if not isinstance(body, dict) or "instances" not in body:
+            raise errors.BadRequest('KServe V1 requests must be a JSON object with "instances"')
+        rows, proba = protocols.plain_rows(body, model, self._settings.max_rows)
+        labels, probs = self._predictor_for(model)(rows, proba)
+        return Reply(200, protocols.plain_response(model, labels, probs), self._model_headers(model), len(labels))
+
+    def _predict_v2(self, body, name):
+        model = self._model(name)
+        rows, proba, outputs = protocols.v2_rows(body, model, self._settings.max_rows)
+        labels, probs = self._predictor_for(model)(rows, proba)
+        return Reply(200, protocols.v2_response(model, labels, probs, outputs, body), self._model_headers(model), len(labels))
+
+    @staticmethod
+    def _model_headers(model) -> dict:
+        return {"X-Model-Name": model.name, "X-Model-Version": model.version}
+
+    def _metadata(self):
+        model = self._holder.model
+        body = {"status": "alive", "ready": model is not None, "service": self._settings.service,
+                "revision": self._settings.revision}
+        if model is None:
+            self._holder.start_background_load()
+            error = self._holder.last_error
+            body.update({"name": None, "version": None, "features": None, "classes": None})
+            if error is not None:
+                body["error"] = str(error)
+            return Reply(200, body)
+        body.update({"name": model.name, "version": model.version, "features": model.features,
+                     "classes": model.classes, "task": model.task, "format": model.format,
+                     "sha256": model.sha256, "trained_with": model.trained_with, "source": self._holder.source})
+        return Reply(200, body, self._model_headers(model))
+
+    def _live(self):
+        return Reply(200, {"live": True})
+
+    def _ready(self):
+        if self._holder.model is not None:
+            return Reply(200, {"ready": True})
+        self._holder.start_background_load()
+        error = self._holder.last_error
+        raise ServiceUnavailable(f"model not ready: {error}" if error else "model is loading")
+
+    def _v2_server(self):
+        return Reply(200, {"name": "sklearn-function", "version": "1", "extensions": []})
+
+    def _v2_model(self, name):
+        return Reply(200, protocols.v2_metadata(self._model(name)))
+
+    def _v2_model_ready(self, name):
+        self._ready()
+        self._model(name)
+        return Reply(200, {"name": name, "ready": True})
+
+    def _v1_model(self, name):
+        self._ready_or_503(name)
+        return Reply(200, {"name": name, "ready": True})
+
+    def _ready_or_503(self, name):
+        if self._holder.model is None:
+            self._holder.start_background_load()
+            raise ServiceUnavailable("model is loading" if self._holder.last_error is None else f"model not ready: {self._holder.last_error}")
+        self._model(name)

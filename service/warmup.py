@@ -1,0 +1,28 @@
+"""Loading the model in the background as soon as a server worker process starts.
+
+functions-framework imports `main.py` in gunicorn's master, before the workers fork. The model must
+not load there (it would load before the port opens, and in a process that serves nothing), so the
+load starts from a fork hook in each worker: readiness turns true without waiting for traffic, and a
+request that comes first waits for that same load.
+"""
+
+import os
+
+_installed = []
+
+
+def install(holder, enabled: bool) -> None:
+    """Starts `holder`'s background load in every child forked from now on (when enabled)."""
+    if not enabled:
+        return
+    # Keep only the newest holder: tests (and reloads) import main.py more than once per process,
+    # and os.register_at_fork cannot unregister.
+    _installed[:] = [holder]
+    if len(_installed) == 1 and not getattr(install, "_hooked", False):
+        os.register_at_fork(after_in_child=_start)
+        install._hooked = True
+
+
+def _start() -> None:
+    for holder in _installed:
+        holder.start_background_load()

@@ -1,0 +1,333 @@
+"""Fetching a model from Cloud Storage: `gs://BUCKET/PATH[#GENERATION]`.
+
+PATH is a prefix holding `manifest.json` and the artifact it names (what `python -m model publish`
+writes; the manifest pins the artifact's generation), a `.../manifest.json` object, or a bare artifact
+object such as Vertex AI's `model.joblib`. Each file is downloaded once per instance into the cache
+directory, keyed by bucket, object and generation, through a temp file and `os.replace`, so a partial
+or corrupt download never becomes a cached file. Every request carries a connect/read timeout and a
+retry bounded by `FetchOptions.timeout_s`, so an unreachable bucket fails in seconds instead of after
+the client's default two minutes.
+
+The client is created on first use, once per process, never inherited across fork, with the runtime's
+default credentials; with STORAGE_EMULATOR_HOST set the library talks anonymously to that server.
+"""
+
+import hashlib
+import json
+import os
+import pathlib
+import tempfile
+import threading
+import time
+import urllib.parse
+
+from model.errors import (
+    ModelIntegrityError,
+    ModelLoadError,
+    ModelNotFound,
+    ModelUnreadable,
+    SourceUnavailable,
+)
+from model.manifest import MANIFEST_NAME, sha256_of
+from model.sources import Fetched, FetchOptions
+
+_CONNECT_TIMEOUT_S = 5.0
+
+_lock = threading.Lock()
+_client = None
+_downloads: dict[str, threading.Lock] = {}
+
+
+def _forget_after_fork() -> None:
+    # A client's connection pool, or a lock another thread held, must not cross a fork.
+    global _lock, _client, _downloads
+    _lock, _client, _downloads = threading.Lock(), None, {}
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+def client():
+    """The process's storage client, created on first use."""
+    global _client
+    with _lock:
+        if _client is None:
+            from google.cloud import storage
+
+            # project=None: reading objects needs none, and looking one up costs a metadata call.
+            _client = storage.Client(project=None)
+        return _client
+
+
+def reset_client() -> None:
+    """Drops the client, so the next call builds one from the current environment."""
+    global _client
+    with _lock:
+        _client = None
+
+
+class OutOfTime(Exception):
+    """The fetch used up its deadline."""
+
+
+class Budget:
+    """What is left of one operation's deadline, handed to every call as timeout and retry."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self._end = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        left = self._end - time.monotonic()
+        if left <= 0:
+            raise OutOfTime(f"the {self.seconds:g} s deadline passed")
+        return left
+
+    def call(self) -> dict:
+        from google.cloud.storage.retry import DEFAULT_RETRY
+
+        left = self.remaining()
+        return {"timeout": (min(_CONNECT_TIMEOUT_S, left), left), "retry": DEFAULT_RETRY.with_timeout(left)}
+
+
+def parse_uri(uri: str, generation: int | None = None) -> tuple[str, str, int | None]:
+    """(bucket, path, generation) of `gs://BUCKET/PATH[#GENERATION]`."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme != "gs" or not parts.netloc:
+        raise ModelNotFound(f"{uri!r} is not a gs://BUCKET/PATH URI")
+    pinned = generation
+    if parts.fragment:
+        if not parts.fragment.isdigit():
+            raise ModelNotFound(f"{uri}: the generation after '#' must be a number")
+        pinned = int(parts.fragment)
+        if generation is not None and generation != pinned:
+            raise ModelNotFound(f"{uri} pins generation {pinned} but MODEL_GENERATION is {generation}")
+    return parts.netloc, parts.path.lstrip("/"), pinned
+
+
+def fetch(uri: str, options: FetchOptions) -> Fetched:
+    """Brings the model at a gs:// URI into options.cache_dir; raises a ModelLoadError if it cannot."""
+    bucket, path, generation = parse_uri(uri, options.generation)
+    budget = Budget(options.timeout_s)
+    try:
+        blob = _locate(bucket, path, generation, budget)
+        if blob.name.rsplit("/", 1)[-1] == MANIFEST_NAME:
+            return _fetch_manifest_dir(blob, options.cache_dir, budget)
+        return _fetch_bare(blob, options.cache_dir, budget)
+    except ModelLoadError:
+        raise
+    except Exception as e:
+        raise as_load_error(e, uri, budget) from e
+
+
+def as_load_error(exc: Exception, uri: str, budget: Budget) -> ModelLoadError:
+    """The ModelLoadError that says what went wrong with `uri`; re-raises what it does not know."""
+    from google.api_core import exceptions as api
+    from google.auth import exceptions as auth
+    from google.cloud.storage.exceptions import DataCorruption
+
+    if isinstance(exc, api.RetryError):
+        return SourceUnavailable(f"{uri}: Cloud Storage did not answer within {budget.seconds:g} s "
+                                 f"(MODEL_FETCH_TIMEOUT_S); last error: {_cause(exc.cause)}")
+    if isinstance(exc, OutOfTime):
+        return SourceUnavailable(f"{uri}: fetch stopped, {exc} (MODEL_FETCH_TIMEOUT_S)")
+    if isinstance(exc, (api.Forbidden, api.Unauthorized)):
+        return SourceUnavailable(f"{uri}: permission denied ({exc.code}): grant the runtime service account "
+                                 f"roles/storage.objectViewer on the bucket; {exc.message}")
+    if isinstance(exc, DataCorruption):
+        return ModelIntegrityError(f"{uri}: downloaded bytes fail the checksum: {_cause(exc)}")
+    if isinstance(exc, auth.DefaultCredentialsError):
+        return SourceUnavailable(f"{uri}: no Google credentials: on Cloud Run the service account is used; "
+                                 "locally run `gcloud auth application-default login`")
+    if isinstance(exc, api.NotFound):
+        return ModelNotFound(f"{uri}: not found: {exc.message}")
+    network = (api.ServerError, api.TooManyRequests, ConnectionError, TimeoutError, auth.TransportError)
+    if isinstance(exc, network) or type(exc).__module__.split(".")[0] in ("requests", "urllib3"):
+        return SourceUnavailable(f"{uri}: Cloud Storage unreachable: {_cause(exc)}")
+    if isinstance(exc, OSError):
+        return ModelUnreadable(f"{uri}: cannot write the local model cache: {exc}")
+    if isinstance(exc, api.GoogleAPICallError):
+        return ModelUnreadable(f"{uri}: Cloud Storage answered {exc.code}: {exc.message}")
+    raise exc
+
+
+def _cause(exc) -> str:
+    # requests and urllib3 nest the useful part ("Connection refused", "Read timed out") a few levels in.
+    name, inner = type(exc).__name__, exc
+    for _ in range(4):
+        nested = getattr(inner, "reason", None)
+        if not isinstance(nested, Exception):
+            nested = inner.args[0] if inner.args and isinstance(inner.args[0], Exception) else None
+        if nested is None:
+            break
+        inner = nested
+    return f"{name}: {' '.join(str(inner).split())[:300]}"
+
+
+def _url(bucket: str, name: str, generation=None) -> str:
+    return f"gs://{bucket}/{name}" + (f"#{generation}" if generation is not None else "")
+
+
+def _stat(bucket: str, name: str, generation: int | None, budget: Budget):
+    """The object's metadata at that generation (the live one if None), or None if there is none."""
+    from google.api_core.exceptions import NotFound
+
+    blob = client().bucket(bucket).blob(name, generation=generation)
+    try:
+        blob.reload(**budget.call())
+    except NotFound:
+        return None
+    # Some servers (the emulator) ignore ?generation= and answer with the live object.
+    if generation is not None and blob.generation != generation:
+        return None
+    return blob
+
+
+def _locate(bucket: str, path: str, generation: int | None, budget: Budget):
+    """The manifest, or else the bare artifact, that `path` names."""
+    if not path or path.endswith("/"):
+        names = [path + MANIFEST_NAME]
+    elif path.rsplit("/", 1)[-1] == MANIFEST_NAME:
+        names = [path]
+    else:
+        names = [f"{path}/{MANIFEST_NAME}", path]
+    for name in names:
+        blob = _stat(bucket, name, generation, budget)
+        if blob is not None:
+            return blob
+    if not _bucket_exists(bucket, budget):
+        raise ModelNotFound(f"{_url(bucket, path, generation)}: bucket gs://{bucket} does not exist")
+    if generation is not None:
+        live = [b for b in (_stat(bucket, n, None, budget) for n in names) if b is not None]
+        if live:
+            raise ModelNotFound(f"{_url(bucket, path, generation)}: generation {generation} of "
+                                f"{_url(bucket, live[0].name)} does not exist (the live one is "
+                                f"{live[0].generation}); pin an existing generation or drop the pin")
+    raise ModelNotFound(f"{_url(bucket, path, generation)}: no such object: neither "
+                        f"{' nor '.join(_url(bucket, n) for n in names)} exists; "
+                        f"publish one with `python -m model publish {_url(bucket, path)}`")
+
+
+def _bucket_exists(bucket: str, budget: Budget) -> bool:
+    # Listing needs storage.objects.list, which roles/storage.objectViewer grants; bucket metadata
+    # (storage.buckets.get) would need more than the runtime should have.
+    from google.api_core.exceptions import NotFound
+
+    try:
+        next(iter(client().list_blobs(bucket, max_results=1, **budget.call())), None)
+    except NotFound:
+        return False
+    return True
+
+
+def _fetch_manifest_dir(manifest_blob, cache_dir: pathlib.Path, budget: Budget) -> Fetched:
+    """A local directory holding the manifest and the exact artifact generation it names."""
+    bucket, generation = manifest_blob.bucket.name, manifest_blob.generation
+    url = _url(bucket, manifest_blob.name, generation)
+    local = _cache_dir_for(cache_dir, bucket, manifest_blob.name, generation)
+    with _download_lock(local):
+        if not (local / MANIFEST_NAME).is_file():
+            local.mkdir(parents=True, exist_ok=True)
+            data = manifest_blob.download_as_bytes(checksum="crc32c", **budget.call())
+            artifact = _artifact_entry(data, url)
+            prefix = manifest_blob.name[: -len(MANIFEST_NAME)]
+            _fetch_artifact(bucket, prefix + artifact["file"], artifact, url, local, budget)
+            # Written last: its presence is what marks the directory complete.
+            _write_atomic(local / MANIFEST_NAME, data)
+        artifact = _artifact_entry((local / MANIFEST_NAME).read_bytes(), url)
+    return Fetched(path=local, details={"generation": generation, "uri": url,
+                                        "artifact_generation": artifact.get("generation")})
+
+
+def _artifact_entry(data: bytes, url: str) -> dict:
+    """The manifest's `artifact` entry, checked as far as the download needs it."""
+    try:
+        artifact = json.loads(data)["artifact"]
+        name, sha256, generation = artifact["file"], artifact["sha256"], artifact.get("generation")
+    except (ValueError, KeyError, TypeError) as e:
+        raise ModelIntegrityError(f"{url}: not a model manifest ({type(e).__name__}: {e})") from None
+    if not isinstance(name, str) or "/" in name or name in ("", ".", ".."):
+        raise ModelIntegrityError(f"{url}: artifact.file must be a plain file name beside the manifest")
+    if not isinstance(sha256, str) or (generation is not None and not isinstance(generation, int)):
+        raise ModelIntegrityError(f"{url}: artifact.sha256 must be a string and artifact.generation a number")
+    return artifact
+
+
+def _fetch_artifact(bucket: str, name: str, entry: dict, manifest_url: str, local: pathlib.Path, budget: Budget):
+    generation = entry.get("generation")
+    blob = _stat(bucket, name, generation, budget)
+    if blob is None:
+        live = _stat(bucket, name, None, budget) if generation is not None else None
+        if live is not None:
+            raise ModelIntegrityError(f"{manifest_url} names {_url(bucket, name, generation)}, but that generation "
+                                      f"is gone (the live one, {live.generation}, was written after it); publish again")
+        raise ModelNotFound(f"{_url(bucket, name, generation)}, named by {manifest_url}, does not exist")
+    if entry.get("size") is not None and blob.size != entry["size"]:
+        raise ModelIntegrityError(f"{_url(bucket, name, blob.generation)} has {blob.size} bytes but "
+                                  f"{manifest_url} says {entry['size']}")
+    _download(blob, local / entry["file"], budget, expected_sha256=entry["sha256"], manifest_url=manifest_url)
+
+
+def _fetch_bare(blob, cache_dir: pathlib.Path, budget: Budget) -> Fetched:
+    """A lone artifact object (no manifest), kept under its own file name so its suffix tells its format."""
+    bucket, generation = blob.bucket.name, blob.generation
+    local = _cache_dir_for(cache_dir, bucket, blob.name, generation)
+    file_name = blob.name.rsplit("/", 1)[-1]
+    target = local / (file_name if file_name not in (".", "..") else "artifact")
+    with _download_lock(local):
+        if not target.is_file():
+            local.mkdir(parents=True, exist_ok=True)
+            _download(blob, target, budget)
+    return Fetched(path=target, details={"generation": generation, "uri": _url(bucket, blob.name, generation)})
+
+
+def _cache_dir_for(cache_dir: pathlib.Path, bucket: str, name: str, generation: int) -> pathlib.Path:
+    # Object names may hold any character ("..", "%"); a digest keeps them out of the local path.
+    digest = hashlib.sha256(f"{bucket}/{name}".encode()).hexdigest()[:24]
+    return cache_dir / "gcs" / bucket / f"{digest}-{generation}"
+
+
+def _download_lock(local: pathlib.Path) -> threading.Lock:
+    with _lock:
+        return _downloads.setdefault(str(local), threading.Lock())
+
+
+class _DeadlineSink:
+    """A file that stops a download trickling past the deadline (the read timeout is per read)."""
+
+    def __init__(self, raw, budget: Budget):
+        self._raw, self._budget = raw, budget
+
+    def write(self, data) -> int:
+        self._budget.remaining()
+        return self._raw.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._raw, name)
+
+
+def _download(blob, target: pathlib.Path, budget: Budget, expected_sha256=None, manifest_url=None) -> None:
+    """Downloads the blob's generation to `target` atomically, checking crc32c and the SHA-256 if given."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            blob.download_to_file(_DeadlineSink(raw, budget), checksum="crc32c", **budget.call())
+        actual = sha256_of(pathlib.Path(tmp))
+        if expected_sha256 is not None and actual != expected_sha256:
+            raise ModelIntegrityError(f"{_url(blob.bucket.name, blob.name, blob.generation)} has SHA-256 {actual}, "
+                                      f"but {manifest_url} expects {expected_sha256}")
+        os.replace(tmp, target)
+    except BaseException:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_atomic(target: pathlib.Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,291 @@
+"""Models from Cloud Storage: `model.gcs.fetch` and `model.publish` against a real GCS JSON API server."""
+
+import concurrent.futures
+import json
+import multiprocessing
+import pathlib
+import threading
+import time
+
+import pytest
+from google.cloud import storage
+
+from model import gcs, publish, training
+from model.errors import ModelIntegrityError, ModelNotFound, SourceUnavailable
+from model.sources import FetchOptions, fetch
+from tests.gcs_server import StorageServer, free_port
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    """A started storage server with bucket `models`; STORAGE_EMULATOR_HOST points at it."""
+    running = StorageServer(tmp_path / "gcs-data").start()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", running.url)
+    gcs.reset_client()
+    try:
+        yield running
+    finally:
+        running.stop()
+        gcs.reset_client()
+
+
+@pytest.fixture
+def trained(tmp_path):
+    """Factory: fits a model into tmp_path and returns its directory."""
+
+    def make(kind="logreg", version="1") -> pathlib.Path:
+        out = tmp_path / f"model-{kind}-{version}"
+        training.train(out, kind=kind, version=version)
+        return out
+
+    return make
+
+
+@pytest.fixture
+def options(tmp_path):
+    return FetchOptions(cache_dir=tmp_path / "cache", timeout_s=5.0)
+
+
+def _bucket(server):
+    return storage.Client(project="test").bucket("models")
+
+
+def _cached_files(options) -> list[str]:
+    root = options.cache_dir
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def test_fetch_after_publish_returns_manifest_and_exact_artifact(server, trained, options):
+    model_dir = trained()
+    published = publish.publish(model_dir, "gs://models/iris")
+
+    fetched = fetch("gs://models/iris", options)
+
+    assert sorted(p.name for p in fetched.path.iterdir()) == ["manifest.json", "model.skops"]
+    assert (fetched.path / "model.skops").read_bytes() == (model_dir / "model.skops").read_bytes()
+    manifest = json.loads((fetched.path / "manifest.json").read_text())
+    assert manifest["artifact"]["generation"] == published["artifact"]["generation"]
+    assert fetched.details == {"generation": published["generation"],
+                               "uri": f"gs://models/iris/manifest.json#{published['generation']}",
+                               "artifact_generation": published["artifact"]["generation"]}
+
+
+def test_publish_main_prints_generations_as_json(server, trained, capsys):
+    assert publish.main(["gs://models/team/iris/", "--model-dir", str(trained())]) == 0
+
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["uri"] == "gs://models/team/iris"
+    assert printed["pinned_uri"] == f"gs://models/team/iris#{printed['generation']}"
+    blob = _bucket(server).get_blob("team/iris/manifest.json")
+    assert blob.generation == printed["generation"]
+    assert json.loads(blob.download_as_bytes())["artifact"]["generation"] == printed["artifact"]["generation"]
+
+
+def test_publish_refuses_artifact_that_does_not_match_its_manifest(server, trained, capsys):
+    model_dir = trained()
+    (model_dir / "model.skops").write_bytes(b"not the trained model")
+
+    assert publish.main(["gs://models/iris", "--model-dir", str(model_dir)]) == 1
+
+    assert "does not match" in capsys.readouterr().err
+    assert list(_bucket(server).list_blobs()) == []
+
+
+def test_fetch_pinned_generation_returns_that_generation(server, trained, options):
+    first = publish.publish(trained(version="1"), "gs://models/iris")
+
+    by_fragment = fetch(first["pinned_uri"], options)
+    by_option = fetch("gs://models/iris", FetchOptions(options.cache_dir, 5.0, generation=first["generation"]))
+
+    assert by_fragment.path == by_option.path
+    assert by_fragment.details["generation"] == first["generation"]
+
+
+def test_fetch_pinned_generation_that_is_gone_names_the_live_one(server, trained, options):
+    first = publish.publish(trained(version="1"), "gs://models/iris")
+    second = publish.publish(trained(kind="forest", version="2"), "gs://models/iris")
+
+    with pytest.raises(ModelNotFound) as raised:
+        fetch(first["pinned_uri"], options)
+
+    message = str(raised.value)
+    assert first["pinned_uri"] in message and f"the live one is {second['generation']}" in message
+    latest = fetch("gs://models/iris", options)
+    assert json.loads((latest.path / "manifest.json").read_text())["version"] == "2"
+
+
+def test_fetch_uri_and_option_pinning_different_generations_is_refused(options):
+    with pytest.raises(ModelNotFound, match="MODEL_GENERATION is 2"):
+        fetch("gs://models/iris#1", FetchOptions(options.cache_dir, 5.0, generation=2))
+
+
+def test_fetch_missing_object_names_uri_and_publish_command(server, options):
+    with pytest.raises(ModelNotFound) as raised:
+        fetch("gs://models/nothing-here", options)
+
+    message = str(raised.value)
+    assert "gs://models/nothing-here/manifest.json" in message and "python -m model publish" in message
+    assert _cached_files(options) == []
+
+
+def test_fetch_missing_bucket_names_bucket(server, options):
+    with pytest.raises(ModelNotFound, match="bucket gs://no-such-bucket does not exist"):
+        fetch("gs://no-such-bucket/iris", options)
+
+
+def test_fetch_rotten_artifact_bytes_fail_checksum_and_cache_nothing(server, trained, options):
+    model_dir = trained()
+    publish.publish(model_dir, "gs://models/iris")
+    good = (model_dir / "model.skops").read_bytes()
+    server.rot("models", "iris/model.skops", bytes(b ^ 0xFF for b in good))
+
+    with pytest.raises(ModelIntegrityError) as raised:
+        fetch("gs://models/iris", options)
+
+    assert "gs://models/iris" in str(raised.value) and "checksum" in str(raised.value)
+    assert _cached_files(options) == []
+
+
+def test_fetch_artifact_not_matching_manifest_sha256_caches_nothing(server, trained, options):
+    model_dir = trained()
+    bucket = _bucket(server)
+    artifact = bucket.blob("iris/model.skops")
+    artifact.upload_from_filename(model_dir / "model.skops")
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    manifest["artifact"].update(generation=artifact.generation, sha256="0" * 64)
+    bucket.blob("iris/manifest.json").upload_from_string(json.dumps(manifest))
+
+    with pytest.raises(ModelIntegrityError, match="expects 0000"):
+        fetch("gs://models/iris", options)
+
+    assert _cached_files(options) == []
+
+
+def test_fetch_artifact_overwritten_after_publish_asks_to_publish_again(server, trained, options):
+    published = publish.publish(trained(), "gs://models/iris")
+    _bucket(server).blob("iris/model.skops").upload_from_string(b"someone else's bytes")
+
+    with pytest.raises(ModelIntegrityError) as raised:
+        fetch("gs://models/iris", options)
+
+    assert f"gs://models/iris/model.skops#{published['artifact']['generation']}" in str(raised.value)
+    assert "publish again" in str(raised.value)
+
+
+def test_fetch_permission_denied_names_the_role(server, trained, options):
+    publish.publish(trained(), "gs://models/iris")
+    server.deny()
+
+    with pytest.raises(SourceUnavailable) as raised:
+        fetch("gs://models/iris", options)
+
+    message = str(raised.value)
+    assert "gs://models/iris" in message and "403" in message and "roles/storage.objectViewer" in message
+
+
+def test_fetch_server_down_fails_within_deadline(monkeypatch, options):
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{free_port()}")
+    gcs.reset_client()
+    deadline = 3.0
+
+    started = time.monotonic()
+    with pytest.raises(SourceUnavailable) as raised:
+        fetch("gs://models/iris", FetchOptions(options.cache_dir, deadline))
+    elapsed = time.monotonic() - started
+
+    assert elapsed < deadline + 1.0
+    assert "gs://models/iris" in str(raised.value) and "Connection refused" in str(raised.value)
+    gcs.reset_client()
+
+
+def test_fetch_stalled_server_fails_within_deadline(server, trained, options):
+    publish.publish(trained(), "gs://models/iris")
+    server.stall()
+    deadline = 3.0
+
+    started = time.monotonic()
+    with pytest.raises(SourceUnavailable) as raised:
+        fetch("gs://models/iris", FetchOptions(options.cache_dir, deadline))
+    elapsed = time.monotonic() - started
+
+    assert elapsed < deadline + 1.0
+    assert "gs://models/iris" in str(raised.value) and "timed out" in str(raised.value)
+
+
+def test_fetch_recovers_once_each_fault_is_mended(server, trained, options):
+    with pytest.raises(ModelNotFound):
+        fetch("gs://models/iris", options)
+    publish.publish(trained(), "gs://models/iris")
+    server.deny()
+    with pytest.raises(SourceUnavailable):
+        fetch("gs://models/iris", options)
+    server.mend()
+
+    fetched = fetch("gs://models/iris", options)
+
+    assert (fetched.path / "model.skops").is_file()
+
+
+def test_fetch_reuses_cached_download(server, trained, options):
+    publish.publish(trained(), "gs://models/iris")
+
+    first = fetch("gs://models/iris", options)
+    second = fetch("gs://models/iris", options)
+
+    assert first == second
+    assert server.downloads == {"iris/manifest.json": 1, "iris/model.skops": 1}
+
+
+def test_fetch_concurrent_first_calls_download_once(server, trained, options):
+    publish.publish(trained(), "gs://models/iris")
+    gate = threading.Barrier(8)
+
+    def first_fetch(_):
+        gate.wait()
+        return fetch("gs://models/iris", options)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(first_fetch, range(8)))
+
+    assert len({r.path for r in results}) == 1
+    assert server.downloads == {"iris/manifest.json": 1, "iris/model.skops": 1}
+
+
+def test_fetch_bare_artifact_returns_the_single_file(server, trained, tmp_path, options):
+    import joblib
+    import skops.io
+
+    estimator = skops.io.load(trained() / "model.skops", trusted=skops.io.get_untrusted_types(file=trained() / "model.skops"))
+    joblib.dump(estimator, tmp_path / "model.joblib")
+    blob = _bucket(server).blob("vertex/model/model.joblib")
+    blob.upload_from_filename(tmp_path / "model.joblib")
+
+    fetched = fetch("gs://models/vertex/model/model.joblib", options)
+
+    assert fetched.path.name == "model.joblib"
+    assert fetched.path.read_bytes() == (tmp_path / "model.joblib").read_bytes()
+    assert fetched.details["generation"] == blob.generation
+
+
+def test_client_is_created_once_per_process(server):
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        clients = set(map(id, pool.map(lambda _: gcs.client(), range(8))))
+
+    assert len(clients) == 1
+
+
+def _child_sees_no_client(queue):
+    queue.put(gcs._client is None)
+
+
+def test_client_is_not_inherited_across_fork(server):
+    assert gcs.client() is not None
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_child_sees_no_client, args=(queue,))
+    child.start()
+    child.join(30)
+
+    assert queue.get(timeout=5) is True

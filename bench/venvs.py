@@ -1,0 +1,39 @@
+"""Peers live in their own virtual environments under bench/.peers/, built from pinned requirements.
+
+A venv is named after its requirements file's hash, so editing the pins builds a fresh one and an
+unchanged file reuses the cached one (a marker file says the install finished).
+"""
+
+import hashlib
+import pathlib
+import subprocess
+import sys
+
+from bench.plan import PEERS_DIR, VENVS_DIR
+
+_DONE_MARKER = ".installed"
+
+
+def _base_python() -> str:
+    # The interpreter behind our own venv, so peers run the same Python build as our function.
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    return str(pathlib.Path(sys.base_prefix) / "bin" / version)
+
+
+def ensure(peer: str, log=print) -> pathlib.Path:
+    """Returns the bin/ directory of the peer's venv, creating it first if needed."""
+    requirements = PEERS_DIR / f"{peer}.txt"
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:12]
+    venv = VENVS_DIR / f"{peer}-{digest}"
+    if (venv / _DONE_MARKER).exists():
+        return venv / "bin"
+    log(f"installing {peer} into {venv.relative_to(VENVS_DIR.parent.parent)} ...")
+    subprocess.run(["uv", "venv", "-q", "--clear", "--python", _base_python(), str(venv)], check=True)
+    # Byte-compiled at install time, so no system pays for compiling on its first cold start.
+    subprocess.run(
+        ["uv", "pip", "install", "-q", "--native-tls", "--compile-bytecode",
+         "--python", str(venv / "bin" / "python"), "-r", str(requirements)],
+        check=True,
+    )
+    (venv / _DONE_MARKER).write_text(digest + "\n")
+    return venv / "bin"

@@ -235,7 +235,7 @@ def _fetch_manifest_dir(manifest_blob, cache_dir: pathlib.Path, budget: Budget) 
             # Written last: its presence is what marks the directory complete.
             _write_atomic(local / MANIFEST_NAME, data)
         artifact = _artifact_entry((local / MANIFEST_NAME).read_bytes(), url)
-    return Fetched(path=local, details={"generation": generation, "uri": url,
+    return Fetched(path=local, details={"generation": generation, "object": url,
                                         "artifact_generation": artifact.get("generation")})
 
 
@@ -278,7 +278,7 @@ def _fetch_bare(blob, cache_dir: pathlib.Path, budget: Budget) -> Fetched:
         if not target.is_file():
             local.mkdir(parents=True, exist_ok=True)
             _download(blob, target, budget)
-    return Fetched(path=target, details={"generation": generation, "uri": _url(bucket, blob.name, generation)})
+    return Fetched(path=target, details={"generation": generation, "object": _url(bucket, blob.name, generation)})
 
 
 def _cache_dir_for(cache_dir: pathlib.Path, bucket: str, name: str, generation: int) -> pathlib.Path:

@@ -39,8 +39,9 @@ def free_port() -> int:
 class StorageServer:
     """Start with `start()`, always `stop()`: the emulator's thread is not a daemon."""
 
-    def __init__(self, data_dir: pathlib.Path, buckets=("models",)):
+    def __init__(self, data_dir: pathlib.Path, buckets=("models",), port: int = 0):
         self.data_dir = pathlib.Path(data_dir)
+        self.port = port  # of the relay, the address clients use; 0 picks a free one
         self.mode = "serve"  # see deny(), stall(), mend()
         self.downloads = collections.Counter()  # object name -> media downloads served
         self._buckets = buckets
@@ -56,8 +57,8 @@ class StorageServer:
         self._emulator = create_server("127.0.0.1", self._emulator_port, in_memory=False, data_dir=str(self.data_dir))
         self._emulator.start()
         for name in self._buckets:
-            self.request("POST", "/storage/v1/b?project=test", {"name": name})
-        self._relay = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+            self.create_bucket(name)
+        self._relay = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
         self._relay.daemon_threads = True
         threading.Thread(target=self._relay.serve_forever, name="gcs-relay", daemon=True).start()
         return self
@@ -69,6 +70,10 @@ class StorageServer:
             self._relay.server_close()
         if self._emulator is not None:
             self._emulator.stop()
+
+    def create_bucket(self, name: str) -> None:
+        status, body = self.request("POST", "/storage/v1/b?project=test", {"name": name})
+        assert status == 200, (status, body)
 
     def deny(self) -> None:
         """From now on every request gets the 403 a caller without roles/storage.objectViewer gets."""

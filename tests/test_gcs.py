@@ -3,16 +3,17 @@
 import concurrent.futures
 import json
 import multiprocessing
-import pathlib
 import threading
 import time
 
 import pytest
+import requests
 from google.cloud import storage
 
-from model import gcs, publish, training
+from model import gcs, publish
 from model.errors import ModelIntegrityError, ModelNotFound, SourceUnavailable
 from model.sources import FetchOptions, fetch
+from tests.conftest import IRIS_ROW
 from tests.gcs_server import StorageServer, free_port
 
 pytestmark = pytest.mark.timeout(120)
@@ -32,18 +33,6 @@ def server(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def trained(tmp_path):
-    """Factory: fits a model into tmp_path and returns its directory."""
-
-    def make(kind="logreg", version="1") -> pathlib.Path:
-        out = tmp_path / f"model-{kind}-{version}"
-        training.train(out, kind=kind, version=version)
-        return out
-
-    return make
-
-
-@pytest.fixture
 def options(tmp_path):
     return FetchOptions(cache_dir=tmp_path / "cache", timeout_s=5.0)
 
@@ -57,8 +46,7 @@ def _cached_files(options) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.exists() else []
 
 
-def test_fetch_after_publish_returns_manifest_and_exact_artifact(server, trained, options):
-    model_dir = trained()
+def test_fetch_after_publish_returns_manifest_and_exact_artifact(server, model_dir, options):
     published = publish.publish(model_dir, "gs://models/iris")
 
     fetched = fetch("gs://models/iris", options)
@@ -68,12 +56,12 @@ def test_fetch_after_publish_returns_manifest_and_exact_artifact(server, trained
     manifest = json.loads((fetched.path / "manifest.json").read_text())
     assert manifest["artifact"]["generation"] == published["artifact"]["generation"]
     assert fetched.details == {"generation": published["generation"],
-                               "uri": f"gs://models/iris/manifest.json#{published['generation']}",
+                               "object": f"gs://models/iris/manifest.json#{published['generation']}",
                                "artifact_generation": published["artifact"]["generation"]}
 
 
 def test_publish_main_prints_generations_as_json(server, trained, capsys):
-    assert publish.main(["gs://models/team/iris/", "--model-dir", str(trained())]) == 0
+    assert publish.main(["gs://models/team/iris/", "--model-dir", str(trained("logreg"))]) == 0
 
     printed = json.loads(capsys.readouterr().out)
     assert printed["uri"] == "gs://models/team/iris"
@@ -83,8 +71,7 @@ def test_publish_main_prints_generations_as_json(server, trained, capsys):
     assert json.loads(blob.download_as_bytes())["artifact"]["generation"] == printed["artifact"]["generation"]
 
 
-def test_publish_refuses_artifact_that_does_not_match_its_manifest(server, trained, capsys):
-    model_dir = trained()
+def test_publish_refuses_artifact_that_does_not_match_its_manifest(server, model_dir, capsys):
     (model_dir / "model.skops").write_bytes(b"not the trained model")
 
     assert publish.main(["gs://models/iris", "--model-dir", str(model_dir)]) == 1
@@ -94,7 +81,7 @@ def test_publish_refuses_artifact_that_does_not_match_its_manifest(server, train
 
 
 def test_fetch_pinned_generation_returns_that_generation(server, trained, options):
-    first = publish.publish(trained(version="1"), "gs://models/iris")
+    first = publish.publish(trained("logreg"), "gs://models/iris")
 
     by_fragment = fetch(first["pinned_uri"], options)
     by_option = fetch("gs://models/iris", FetchOptions(options.cache_dir, 5.0, generation=first["generation"]))
@@ -104,8 +91,8 @@ def test_fetch_pinned_generation_returns_that_generation(server, trained, option
 
 
 def test_fetch_pinned_generation_that_is_gone_names_the_live_one(server, trained, options):
-    first = publish.publish(trained(version="1"), "gs://models/iris")
-    second = publish.publish(trained(kind="forest", version="2"), "gs://models/iris")
+    first = publish.publish(trained("logreg"), "gs://models/iris")
+    second = publish.publish(trained("forest"), "gs://models/iris")
 
     with pytest.raises(ModelNotFound) as raised:
         fetch(first["pinned_uri"], options)
@@ -113,7 +100,7 @@ def test_fetch_pinned_generation_that_is_gone_names_the_live_one(server, trained
     message = str(raised.value)
     assert first["pinned_uri"] in message and f"the live one is {second['generation']}" in message
     latest = fetch("gs://models/iris", options)
-    assert json.loads((latest.path / "manifest.json").read_text())["version"] == "2"
+    assert "RandomForest" in json.loads((latest.path / "manifest.json").read_text())["estimator"]
 
 
 def test_fetch_uri_and_option_pinning_different_generations_is_refused(options):
@@ -135,8 +122,7 @@ def test_fetch_missing_bucket_names_bucket(server, options):
         fetch("gs://no-such-bucket/iris", options)
 
 
-def test_fetch_rotten_artifact_bytes_fail_checksum_and_cache_nothing(server, trained, options):
-    model_dir = trained()
+def test_fetch_rotten_artifact_bytes_fail_checksum_and_cache_nothing(server, model_dir, options):
     publish.publish(model_dir, "gs://models/iris")
     good = (model_dir / "model.skops").read_bytes()
     server.rot("models", "iris/model.skops", bytes(b ^ 0xFF for b in good))
@@ -148,8 +134,7 @@ def test_fetch_rotten_artifact_bytes_fail_checksum_and_cache_nothing(server, tra
     assert _cached_files(options) == []
 
 
-def test_fetch_artifact_not_matching_manifest_sha256_caches_nothing(server, trained, options):
-    model_dir = trained()
+def test_fetch_artifact_not_matching_manifest_sha256_caches_nothing(server, model_dir, options):
     bucket = _bucket(server)
     artifact = bucket.blob("iris/model.skops")
     artifact.upload_from_filename(model_dir / "model.skops")
@@ -164,7 +149,7 @@ def test_fetch_artifact_not_matching_manifest_sha256_caches_nothing(server, trai
 
 
 def test_fetch_artifact_overwritten_after_publish_asks_to_publish_again(server, trained, options):
-    published = publish.publish(trained(), "gs://models/iris")
+    published = publish.publish(trained("logreg"), "gs://models/iris")
     _bucket(server).blob("iris/model.skops").upload_from_string(b"someone else's bytes")
 
     with pytest.raises(ModelIntegrityError) as raised:
@@ -175,7 +160,7 @@ def test_fetch_artifact_overwritten_after_publish_asks_to_publish_again(server, 
 
 
 def test_fetch_permission_denied_names_the_role(server, trained, options):
-    publish.publish(trained(), "gs://models/iris")
+    publish.publish(trained("logreg"), "gs://models/iris")
     server.deny()
 
     with pytest.raises(SourceUnavailable) as raised:
@@ -201,7 +186,7 @@ def test_fetch_server_down_fails_within_deadline(monkeypatch, options):
 
 
 def test_fetch_stalled_server_fails_within_deadline(server, trained, options):
-    publish.publish(trained(), "gs://models/iris")
+    publish.publish(trained("logreg"), "gs://models/iris")
     server.stall()
     deadline = 3.0
 
@@ -217,7 +202,7 @@ def test_fetch_stalled_server_fails_within_deadline(server, trained, options):
 def test_fetch_recovers_once_each_fault_is_mended(server, trained, options):
     with pytest.raises(ModelNotFound):
         fetch("gs://models/iris", options)
-    publish.publish(trained(), "gs://models/iris")
+    publish.publish(trained("logreg"), "gs://models/iris")
     server.deny()
     with pytest.raises(SourceUnavailable):
         fetch("gs://models/iris", options)
@@ -229,7 +214,7 @@ def test_fetch_recovers_once_each_fault_is_mended(server, trained, options):
 
 
 def test_fetch_reuses_cached_download(server, trained, options):
-    publish.publish(trained(), "gs://models/iris")
+    publish.publish(trained("logreg"), "gs://models/iris")
 
     first = fetch("gs://models/iris", options)
     second = fetch("gs://models/iris", options)
@@ -239,7 +224,7 @@ def test_fetch_reuses_cached_download(server, trained, options):
 
 
 def test_fetch_concurrent_first_calls_download_once(server, trained, options):
-    publish.publish(trained(), "gs://models/iris")
+    publish.publish(trained("logreg"), "gs://models/iris")
     gate = threading.Barrier(8)
 
     def first_fetch(_):
@@ -257,7 +242,8 @@ def test_fetch_bare_artifact_returns_the_single_file(server, trained, tmp_path, 
     import joblib
     import skops.io
 
-    estimator = skops.io.load(trained() / "model.skops", trusted=skops.io.get_untrusted_types(file=trained() / "model.skops"))
+    artifact = trained("logreg") / "model.skops"
+    estimator = skops.io.load(artifact, trusted=skops.io.get_untrusted_types(file=artifact))
     joblib.dump(estimator, tmp_path / "model.joblib")
     blob = _bucket(server).blob("vertex/model/model.joblib")
     blob.upload_from_filename(tmp_path / "model.joblib")
@@ -289,3 +275,155 @@ def test_client_is_not_inherited_across_fork(server):
     child.join(30)
 
     assert queue.get(timeout=5) is True
+
+
+# Through the real function: functions-framework + main.py, with MODEL_URI=gs://...
+
+FAST_RETRY = {"MODEL_WARMUP": "false", "MODEL_FETCH_TIMEOUT_S": "3", "MODEL_RETRY_BACKOFF_S": "0.2",
+              "MODEL_RETRY_BACKOFF_MAX_S": "0.5"}
+
+
+def _predict(client):
+    return client.post("/predict", json={"features": IRIS_ROW})
+
+
+def _unavailable_message(response) -> str:
+    assert response.status_code == 503, response.get_data(as_text=True)
+    assert int(response.headers["Retry-After"]) >= 1
+    return response.get_json()["error"]["message"]
+
+
+def _after_backoff(client):
+    """The first request once the function's back-off (at most MODEL_RETRY_BACKOFF_MAX_S) has passed."""
+    time.sleep(0.6)
+    return _predict(client)
+
+
+def test_function_predicts_with_the_model_published_to_gcs(server, make_client, trained):
+    published = publish.publish(trained("logreg"), "gs://models/iris")
+    client = make_client(MODEL_URI="gs://models/iris", **FAST_RETRY)
+
+    response = _predict(client)
+    metadata = client.get("/").get_json()
+
+    assert response.status_code == 200
+    assert response.get_json() == {"predictions": [0], "model": {"name": "iris", "version": "1"}}
+    assert metadata["source"]["uri"] == "gs://models/iris"
+    assert metadata["source"]["generation"] == published["generation"]
+    assert metadata["source"]["artifact_generation"] == published["artifact"]["generation"]
+
+
+def test_function_serves_the_pinned_generation(server, make_client, trained):
+    first = publish.publish(trained("logreg"), "gs://models/iris")
+    client = make_client(MODEL_URI="gs://models/iris", MODEL_GENERATION=first["generation"], **FAST_RETRY)
+
+    assert _predict(client).status_code == 200
+    assert client.get("/").get_json()["source"]["generation"] == first["generation"]
+
+
+def _missing_object(server, model_dir):
+    return "gs://models/iris", "no such object", lambda: publish.publish(model_dir, "gs://models/iris")
+
+
+def _missing_bucket(server, model_dir):
+    def mend():
+        server.create_bucket("late-bucket")
+        publish.publish(model_dir, "gs://late-bucket/iris")
+
+    return "gs://late-bucket/iris", "bucket gs://late-bucket does not exist", mend
+
+
+def _rotten_bytes(server, model_dir):
+    publish.publish(model_dir, "gs://models/iris")
+    server.rot("models", "iris/model.skops", b"\0" * (model_dir / "model.skops").stat().st_size)
+    return "gs://models/iris", "checksum", lambda: publish.publish(model_dir, "gs://models/iris")
+
+
+def _manifest_mismatch(server, model_dir):
+    bucket = storage.Client(project="test").bucket("models")
+    bucket.blob("iris/model.skops").upload_from_filename(model_dir / "model.skops")
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    manifest["artifact"]["sha256"] = "f" * 64
+    bucket.blob("iris/manifest.json").upload_from_string(json.dumps(manifest))
+    return "gs://models/iris", "SHA-256", lambda: publish.publish(model_dir, "gs://models/iris")
+
+
+def _permission_denied(server, model_dir):
+    publish.publish(model_dir, "gs://models/iris")
+    server.deny()
+    return "gs://models/iris", "roles/storage.objectViewer", server.mend
+
+
+def _stalled(server, model_dir):
+    publish.publish(model_dir, "gs://models/iris")
+    server.stall()
+    return "gs://models/iris", "timed out", server.mend
+
+
+@pytest.mark.parametrize("fault", [_missing_object, _missing_bucket, _rotten_bytes, _manifest_mismatch,
+                                   _permission_denied, _stalled], ids=lambda f: f.__name__.strip("_"))
+def test_function_answers_503_naming_uri_and_cause_then_recovers_without_restart(
+        fault, server, make_client, model_dir):
+    uri, cause, mend = fault(server, model_dir)
+    client = make_client(MODEL_URI=uri, **FAST_RETRY)
+
+    started = time.monotonic()
+    message = _unavailable_message(_predict(client))
+    assert time.monotonic() - started < 3 + 1.0
+    assert uri in message and cause in message
+    mend()
+    response = _after_backoff(client)
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["predictions"] == [0]
+
+
+def test_function_recovers_once_the_storage_server_comes_up(tmp_path, monkeypatch, make_client, model_dir):
+    port = free_port()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
+    gcs.reset_client()
+    client = make_client(MODEL_URI="gs://models/iris", **FAST_RETRY)
+
+    started = time.monotonic()
+    message = _unavailable_message(_predict(client))
+    assert time.monotonic() - started < 3 + 1.0
+    assert "gs://models/iris" in message and "Connection refused" in message
+    late = StorageServer(tmp_path / "late-data", port=port).start()
+    try:
+        publish.publish(model_dir, "gs://models/iris")
+        response = _after_backoff(client)
+    finally:
+        late.stop()
+        gcs.reset_client()
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+
+
+def test_server_process_concurrent_first_requests_download_once(server, start_server, trained):
+    published = publish.publish(trained("logreg"), "gs://models/iris")
+    function = start_server(MODEL_URI="gs://models/iris", STORAGE_EMULATOR_HOST=server.url, **FAST_RETRY)
+    gate = threading.Barrier(16)
+
+    def first_request(_):
+        gate.wait()
+        return requests.post(function.url + "/predict", json={"features": IRIS_ROW}, timeout=30)
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        responses = list(pool.map(first_request, range(16)))
+
+    assert [r.status_code for r in responses] == [200] * 16
+    assert server.downloads == {"iris/manifest.json": 1, "iris/model.skops": 1}
+    source = requests.get(function.url + "/", timeout=5).json()["source"]
+    assert source["generation"] == published["generation"]
+
+
+def test_server_process_warm_up_loads_from_gcs_and_logs_the_generation(server, start_server, trained):
+    published = publish.publish(trained("logreg"), "gs://models/iris")
+    function = start_server(MODEL_URI="gs://models/iris", STORAGE_EMULATOR_HOST=server.url, MODEL_WARMUP="true")
+
+    function.wait_for_log("model loaded")
+
+    loaded = next(json.loads(line) for line in function.log_text().splitlines() if "model loaded" in line)
+    assert loaded["source"]["generation"] == published["generation"]
+    assert requests.get(function.url + "/v2/health/ready", timeout=5).status_code == 200
+    assert server.downloads == {"iris/manifest.json": 1, "iris/model.skops": 1}

@@ -17,7 +17,8 @@ def plain_rows(body, model, max_rows: int):
         raise BadRequest('request body must be a JSON object with "instances" (rows) or "features" (one row)')
     if ("instances" in body) == ("features" in body):
         raise BadRequest('request body must have exactly one of "instances" (a list of rows) or "features" (one row)')
-    params = body.get("parameters") or {}
+    params = body.get("parameters")
+    params = {} if params is None else params
     if not isinstance(params, dict):
         raise BadRequest('"parameters" must be an object')
     rows = body["instances"] if "instances" in body else [body["features"]]
@@ -64,7 +65,8 @@ def v2_rows(body, model, max_rows: int):
             raise BadRequest("per-feature inputs must all have the same number of rows")
         rows = [list(r) for r in zip(*(columns[f] for f in model.features))]
     outputs = _requested_outputs(body)
-    params = body.get("parameters") or {}
+    params = body.get("parameters")
+    params = {} if params is None else params
     if not isinstance(params, dict):
         raise BadRequest('"parameters" must be an object')
     proba = "predict_proba" in outputs or flag(params, "probabilities")

@@ -10,13 +10,14 @@ import functions_framework
 import werkzeug.exceptions
 
 from model.loader import ModelHolder
-from service import config, errors, logs, routes, warmup
+from service import config, errors, logs, routes, server_tuning, warmup
 
 SETTINGS = config.Settings.from_env()
 logs.configure(SETTINGS.log_level, SETTINGS.revision, SETTINGS.service)
 HOLDER = ModelHolder(SETTINGS)
 APP = routes.FunctionApp(SETTINGS, HOLDER)
 warmup.install(HOLDER, SETTINGS.warmup)
+server_tuning.apply(SETTINGS.graceful_timeout_s)
 
 
 def _json(status: int, body: bytes, headers: dict) -> flask.Response:

@@ -17,6 +17,7 @@
 | MAX_ROWS | 10000 | most rows one request may carry |
 | MAX_BODY_BYTES | 10485760 | largest request body (10 MiB); larger ones get 413 before being read |
 | LOG_LEVEL | INFO | DEBUG, INFO, WARNING or ERROR |
+| GRACEFUL_TIMEOUT_S | 8 | after SIGTERM, how long in-flight requests may finish (Cloud Run kills at 10 s) |
 | K_SERVICE / K_REVISION | unset | set by Cloud Run; reported in `GET /` and in logs |
 | GOOGLE_CLOUD_PROJECT | unset | makes trace ids full Cloud Logging trace names |
 """
@@ -76,6 +77,7 @@ class Settings:
     max_rows: int
     max_body_bytes: int
     log_level: str
+    graceful_timeout_s: float
     service: str | None
     revision: str | None
     project: str | None
@@ -104,6 +106,7 @@ class Settings:
             max_rows=_number(env, "MAX_ROWS", 10_000, int, 1),
             max_body_bytes=_number(env, "MAX_BODY_BYTES", 10 * 1024 * 1024, int, 1),
             log_level=level,
+            graceful_timeout_s=_number(env, "GRACEFUL_TIMEOUT_S", 8.0),
             service=env.get("K_SERVICE") or None,
             revision=env.get("K_REVISION") or None,
             project=env.get("GOOGLE_CLOUD_PROJECT") or env.get("GCP_PROJECT") or None,

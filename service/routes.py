@@ -5,8 +5,10 @@ Framework-neutral: it sees the method, path, headers and a body reader, so the H
 """
 
 import dataclasses
+import functools
 import json
 import logging
+import pathlib
 import re
 import threading
 import time
@@ -17,6 +19,13 @@ from service.errors import HttpError, NotFound, ServiceUnavailable
 from service.predictor import Predictor
 
 log = logging.getLogger("request")
+OPENAPI_PATH = pathlib.Path(__file__).with_name("openapi.json")
+
+
+@functools.cache
+def _openapi_document() -> dict:
+    """The published HTTP contract (service/openapi.json), read once."""
+    return json.loads(OPENAPI_PATH.read_text())
 
 
 @dataclasses.dataclass
@@ -41,6 +50,7 @@ class FunctionApp:
         self._routes = [
             (re.compile(r"/"), {"GET": self._metadata, "POST": self._predict_plain}),
             (re.compile(r"/predict"), {"POST": self._predict_plain}),
+            (re.compile(r"/openapi.json"), {"GET": self._openapi}),
             (re.compile(r"/v1/models" + model), {"GET": self._v1_model}),
             (re.compile(r"/v1/models" + model + ":predict"), {"POST": self._predict_v1}),
             (re.compile(r"/v2/health/live"), {"GET": self._live}),
@@ -143,6 +153,9 @@ class FunctionApp:
                      "classes": model.classes, "task": model.task, "format": model.format,
                      "sha256": model.sha256, "trained_with": model.trained_with, "source": self._holder.source})
         return Reply(200, body, self._model_headers(model))
+
+    def _openapi(self):
+        return Reply(200, _openapi_document())
 
     def _live(self):
         return Reply(200, {"live": True})

@@ -2,9 +2,12 @@
 
 A request that finds the model idle runs at once, in its own thread, so a lone client sees no added
 latency. Requests that arrive during a call queue up; when the call ends, the first of them runs one
-model call for all of them (up to `max_rows` rows) and hands the results out. A scikit-learn call
-costs about the same for 1 row as for hundreds, so throughput under concurrency grows with the batch.
-If a coalesced call fails, each request in it is run alone, so one request's problem stays its own.
+model call for the queued label requests (up to `max_rows` rows) and hands the results out. A
+scikit-learn call costs about the same for 1 row as for hundreds, so throughput under concurrency
+grows with the batch. Labels are computed row by row, so they are identical whatever the batch.
+Class probabilities of linear models are not bit-stable across batch sizes (BLAS sums in another
+order), so requests for probabilities are never merged: each runs in a call of its own. If a merged
+call fails, each request in it is run alone, so one request's problem stays its own.
 """
 
 import threading
@@ -42,7 +45,7 @@ class Batcher:
                 self._queue.append(job)
         if not lead:
             job.event.wait()
-        if job.batch is not None or lead:
+        if lead or job.batch is not None:
             self._run(job.batch or [job])
             self._hand_off()
         if job.error is not None:
@@ -50,27 +53,37 @@ class Batcher:
         return job.result
 
     def _hand_off(self) -> None:
-        """Gives the queued jobs (up to max_rows rows) to the first of them to run, or goes idle."""
+        """Gives the next batch to its first job's thread to run, or marks the model idle."""
         with self._lock:
             if not self._queue:
                 self._busy = False
                 return
-            size, count = 0, 0
-            for job in self._queue:
-                if count and size + len(job.rows) > self._max_rows:
-                    break
-                size += len(job.rows)
-                count += 1
-            batch, self._queue = self._queue[:count], self._queue[count:]
+            batch = self._next_batch()
         batch[0].batch = batch
         batch[0].event.set()
+
+    def _next_batch(self) -> list[_Job]:
+        if self._queue[0].proba:
+            return [self._queue.pop(0)]
+        batch, rest, size = [], [], 0
+        for job in self._queue:
+            if job.proba or (batch and size + len(job.rows) > self._max_rows):
+                rest.append(job)
+            else:
+                batch.append(job)
+                size += len(job.rows)
+        self._queue = rest
+        return batch
 
     def _run(self, batch: list[_Job]) -> None:
         if len(batch) == 1:
             self._run_one(batch[0])
         else:
             try:
-                self._run_many(batch)
+                labels, _ = self._predict(np.concatenate([job.rows for job in batch]), False)
+                start = 0
+                for job in batch:
+                    job.result, start = (labels[start:start + len(job.rows)], None), start + len(job.rows)
             except Exception:
                 for job in batch:
                     self._run_one(job)
@@ -82,18 +95,3 @@ class Batcher:
             job.result = self._predict(job.rows, job.proba)
         except Exception as e:
             job.error = e
-
-    def _run_many(self, batch: list[_Job]) -> None:
-        rows = np.concatenate([job.rows for job in batch])
-        labels, _ = self._predict(rows, False)
-        wanted = [job for job in batch if job.proba]
-        probs = self._predict(np.concatenate([job.rows for job in wanted]), True)[1] if wanted else None
-        start = proba_start = 0
-        for job in batch:
-            end = start + len(job.rows)
-            job_probs = None
-            if job.proba:
-                job_probs = probs[proba_start:proba_start + len(job.rows)]
-                proba_start += len(job.rows)
-            job.result = (labels[start:end], job_probs)
-            start = end

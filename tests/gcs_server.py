@@ -84,6 +84,11 @@ class StorageServer:
         self._release.clear()
         self.mode = "stall"
 
+    def trickle(self) -> None:
+        """From now on downloads are answered at 2 KiB/s: never idle long enough for a read timeout."""
+        self._release.clear()
+        self.mode = "trickle"
+
     def mend(self) -> None:
         self.mode = "serve"
         self._release.set()
@@ -120,25 +125,32 @@ class StorageServer:
                 if server.mode == "deny":
                     return self._answer(403, {"Content-Type": "application/json"}, json.dumps(DENIED_BODY).encode())
                 url = urllib.parse.urlsplit(self.path)
-                if "alt=media" in url.query:
+                media = "alt=media" in url.query
+                if media:
                     server.downloads[urllib.parse.unquote(url.path.rsplit("/o/", 1)[-1])] += 1
                 conn = http.client.HTTPConnection("127.0.0.1", server._emulator_port, timeout=30)
                 try:
                     headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
                     conn.request(self.command, self.path, body=body or None, headers=headers)
                     response = conn.getresponse()
-                    self._answer(response.status, dict(response.getheaders()), response.read())
+                    slow = media and server.mode == "trickle"
+                    self._answer(response.status, dict(response.getheaders()), response.read(), slow)
                 finally:
                     conn.close()
 
-            def _answer(self, status, headers, data):
+            def _answer(self, status, headers, data, slow=False):
                 self.send_response(status)
                 for key, value in headers.items():
                     if key.lower() not in _HOP_BY_HOP:
                         self.send_header(key, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                step = 512 if slow else len(data) or 1
+                for start in range(0, len(data), step):
+                    if slow and server._release.wait(0.25):
+                        return
+                    self.wfile.write(data[start:start + step])
+                    self.wfile.flush()
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _relay
 

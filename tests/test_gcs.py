@@ -199,6 +199,23 @@ def test_fetch_stalled_server_fails_within_deadline(server, trained, options):
     assert "gs://models/iris" in str(raised.value) and "timed out" in str(raised.value)
 
 
+def test_fetch_trickling_download_stops_after_the_deadline(server, trained, options):
+    published = publish.publish(trained("logreg"), "gs://models/iris")
+    full_download_s = published["artifact"]["size"] / 2048
+    server.trickle()
+    deadline = 3.0
+
+    started = time.monotonic()
+    with pytest.raises(SourceUnavailable, match="deadline passed") as raised:
+        fetch("gs://models/iris", FetchOptions(options.cache_dir, deadline))
+    elapsed = time.monotonic() - started
+
+    # Checked between the library's 8 KiB chunks: stops within one chunk (4 s here) of the deadline.
+    assert elapsed < deadline + 4.5 < full_download_s
+    assert "gs://models/iris" in str(raised.value)
+    assert _cached_files(options) == []
+
+
 def test_fetch_recovers_once_each_fault_is_mended(server, trained, options):
     with pytest.raises(ModelNotFound):
         fetch("gs://models/iris", options)

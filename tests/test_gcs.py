@@ -3,6 +3,9 @@
 import concurrent.futures
 import json
 import multiprocessing
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -13,7 +16,7 @@ from google.cloud import storage
 from model import gcs, publish
 from model.errors import ModelIntegrityError, ModelNotFound, SourceUnavailable
 from model.sources import FetchOptions, fetch
-from tests.conftest import IRIS_ROW
+from tests.conftest import IRIS_ROW, REPO
 from tests.gcs_server import StorageServer, free_port
 
 pytestmark = pytest.mark.timeout(120)
@@ -69,6 +72,17 @@ def test_publish_main_prints_generations_as_json(server, trained, capsys):
     blob = _bucket(server).get_blob("team/iris/manifest.json")
     assert blob.generation == printed["generation"]
     assert json.loads(blob.download_as_bytes())["artifact"]["generation"] == printed["artifact"]["generation"]
+
+
+def test_publish_command_line_uploads_and_prints_the_generation(server, trained):
+    done = subprocess.run([sys.executable, "-m", "model", "publish", "gs://models/cli", "--model-dir",
+                           str(trained("logreg"))], check=False, cwd=REPO, capture_output=True, text=True,
+                          timeout=120,
+                          env={**os.environ, "STORAGE_EMULATOR_HOST": server.url})
+
+    assert done.returncode == 0, done.stderr
+    printed = json.loads(done.stdout)
+    assert _bucket(server).get_blob("cli/manifest.json").generation == printed["generation"]
 
 
 def test_publish_refuses_artifact_that_does_not_match_its_manifest(server, model_dir, capsys):

@@ -36,8 +36,9 @@ def deploy(version, image=None):
     # Cloud Run refuses --no-traffic on creation; on an existing service it keeps traffic pinned
     # where it is, so a deploy never moves traffic after a rollback.
     placement = [] if service is None else ["--no-traffic"]
-    gcloud.change("run", "deploy", target.service, f"--image={image}", f"--tag={tag}", *placement, *flags)
-    print(traffic.tags(gcloud.service()).get(tag, (None, None))[1])
+    deployed = gcloud.change("run", "deploy", target.service, f"--image={image}", f"--tag={tag}",
+                             *placement, *flags)
+    print(traffic.tags(deployed).get(tag, (None, None))[1])
     return 0
 
 
@@ -50,8 +51,10 @@ def _move(version, build_args, label):
     if args is None:
         print(f"{revision} already serves 100%; nothing to do", file=sys.stderr)
         return 0
-    gcloud.change("run", "services", "update-traffic", target.service, *args)
-    print(f"{label}: {json.dumps(traffic.serving(gcloud.service()), sort_keys=True)}")
+    targets = gcloud.change("run", "services", "update-traffic", target.service, *args) or []
+    served = {t["revisionName"]: int(t["statusPercent"]) for t in targets
+              if t.get("revisionName") and str(t.get("statusPercent", "0")).isdigit() and int(t["statusPercent"])}
+    print(f"{label}: {json.dumps(served, sort_keys=True)}")
     return 0
 
 

@@ -34,8 +34,12 @@ class Gcloud:
         return json.loads(self._run([*args, "--format=json"], quiet_stderr=True) or "null")
 
     def change(self, *args):
-        """A call that changes the service; gcloud's progress goes straight to stderr."""
-        return self._run(list(args), quiet_stderr=False)
+        """A call that changes the service; gcloud's progress goes straight to stderr.
+
+        Returns gcloud's JSON result (the service for deploy, the traffic targets for
+        update-traffic), which saves a second describe call.
+        """
+        return json.loads(self._run([*args, "--format=json"], quiet_stderr=False) or "null")
 
     def service(self):
         """The Knative service object, or None if it does not exist yet."""

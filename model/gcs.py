@@ -73,8 +73,8 @@ class OutOfTime(Exception):
 class Budget:
     """What is left of one operation's deadline, handed to every call as timeout and retry."""
 
-    def __init__(self, seconds: float):
-        self.seconds = seconds
+    def __init__(self, seconds: float, setting: str = "MODEL_FETCH_TIMEOUT_S"):
+        self.seconds, self.setting = seconds, setting
         self._end = time.monotonic() + seconds
 
     def remaining(self) -> float:
@@ -128,9 +128,9 @@ def as_load_error(exc: Exception, uri: str, budget: Budget) -> ModelLoadError:
 
     if isinstance(exc, api.RetryError):
         return SourceUnavailable(f"{uri}: Cloud Storage did not answer within {budget.seconds:g} s "
-                                 f"(MODEL_FETCH_TIMEOUT_S); last error: {_cause(exc.cause)}")
+                                 f"({budget.setting}); last error: {_cause(exc.cause)}")
     if isinstance(exc, OutOfTime):
-        return SourceUnavailable(f"{uri}: fetch stopped, {exc} (MODEL_FETCH_TIMEOUT_S)")
+        return SourceUnavailable(f"{uri}: stopped, {exc} ({budget.setting})")
     if isinstance(exc, (api.Forbidden, api.Unauthorized)):
         return SourceUnavailable(f"{uri}: permission denied ({exc.code}): grant the runtime service account "
                                  f"roles/storage.objectViewer on the bucket; {exc.message}")

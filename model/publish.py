@@ -40,7 +40,7 @@ def publish(model_dir: pathlib.Path, gs_uri: str, timeout_s: float = 120.0) -> d
         raise ModelNotFound(f"{gs_uri}: publish to a path; Cloud Storage chooses the new generation")
     manifest, artifact = _checked_manifest(pathlib.Path(model_dir))
     prefix = path.rstrip("/") + "/" if path.strip("/") else ""
-    budget = gcs.Budget(timeout_s)
+    budget = gcs.Budget(timeout_s, setting="--timeout-s")
     try:
         bucket = gcs.client().bucket(bucket_name)
         artifact_blob = bucket.blob(prefix + artifact.name)

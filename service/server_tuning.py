@@ -16,7 +16,8 @@ def apply(graceful_timeout_s: float) -> None:
         return
     def load_config(self):
         original(self)
-        self.cfg.set("graceful_timeout", graceful_timeout_s)
+        # gunicorn accepts whole seconds only (a float fails its validation and the server exits).
+        self.cfg.set("graceful_timeout", max(1, int(graceful_timeout_s)))
 
     load_config.tuned = True
     ff_gunicorn.GunicornApplication.load_config = load_config

@@ -21,6 +21,12 @@ server_tuning.apply(SETTINGS.graceful_timeout_s)
 
 
 def _json(status: int, body: bytes, headers: dict) -> flask.Response:
+    if headers.get("Connection") == "close":
+        # The request body was refused unread (413) or could not be read. functions-framework's
+        # after-request hook reads (and buffers) the whole body of any non-streamed response before
+        # sending it, so the refusal goes out as a stream, with its length, to skip that hook.
+        return flask.Response(iter([body]), status=status, mimetype="application/json",
+                              headers={**headers, "Content-Length": str(len(body))})
     return flask.Response(body, status=status, headers=headers, mimetype="application/json")
 
 

@@ -30,7 +30,11 @@ def read_body(read, content_length: int | None, limit: int) -> bytes:
         raise PayloadTooLarge(limit)
     chunks, size = [], 0
     while True:
-        chunk = read(min(_CHUNK, limit + 1 - size))
+        try:
+            chunk = read(min(_CHUNK, limit + 1 - size))
+        except Exception:  # the server's reader failing (truncated chunked body, reset): the client's fault
+            raise BadRequest("request body ended before it was complete (truncated or malformed chunked encoding)",
+                             {"Connection": "close"}) from None
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)
@@ -59,6 +63,8 @@ def parse_json(body: bytes):
         raise BadRequest(f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     except RecursionError:
         raise BadRequest("malformed JSON: nested too deeply") from None
+    except ValueError:  # Python refuses integers of more than 4300 digits (sys.int_info)
+        raise BadRequest("malformed JSON: a number has too many digits") from None
 
 
 def _describe(value) -> str:

@@ -84,7 +84,7 @@ def _check_tensor(tensor, i: int) -> None:
     shape = tensor["shape"]
     if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
         raise BadRequest(f"inputs[{i}].shape must be an array of non-negative integers")
-    if tensor["datatype"] not in _NUMERIC:
+    if not isinstance(tensor["datatype"], str) or tensor["datatype"] not in _NUMERIC:
         raise BadRequest(f"inputs[{i}].datatype {tensor['datatype']!r} is not supported; use a numeric type such as FP32 or FP64")
 
 

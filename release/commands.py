@@ -20,11 +20,13 @@ def _service_or_fail(gcloud):
 def deploy(version, image=None):
     """A new revision tagged for `version` with no traffic (all of it when creating the service)."""
     tag = versions.tag_for(version)
-    target, image, flags = config.target(), config.image(version, image), config.deploy_flags()
+    target, image = config.target(), config.image(version, image)
+    config.deploy_flags()  # bad settings fail here, before gcloud is asked anything
     gcloud = Gcloud(target)
     service = gcloud.service()
+    flags = config.deploy_flags(creating=service is None)
     existing = traffic.tags(service).get(tag) if service else None
-    if existing:
+    if existing:  # a re-run: same image is a no-op, another image is refused
         deployed = gcloud.read("run", "revisions", "describe", existing[0])
         deployed_image = deployed["spec"]["containers"][0]["image"]
         if deployed_image != image:
@@ -38,7 +40,10 @@ def deploy(version, image=None):
     placement = [] if service is None else ["--no-traffic"]
     deployed = gcloud.change("run", "deploy", target.service, f"--image={image}", f"--tag={tag}",
                              *placement, *flags)
-    print(traffic.tags(deployed).get(tag, (None, None))[1])
+    url = traffic.tags(deployed).get(tag, (None, None))[1]
+    if not url:
+        raise ReleaseError(f"deployed, but Cloud Run reports no URL for tag {tag}; see ./deploy.sh status")
+    print(url)
     return 0
 
 

@@ -17,7 +17,7 @@ SETTINGS = (
     ("RUN_CPU_BOOST", "true", "startup CPU boost while the model loads (--cpu-boost)"),
     ("RUN_TIMEOUT", "300", "request timeout in seconds (--timeout)"),
     ("RUN_SERVICE_ACCOUNT", "", "runtime service account (--service-account); empty: the default"),
-    ("ALLOW_UNAUTHENTICATED", "false", "true makes the service public; private by default"),
+    ("ALLOW_UNAUTHENTICATED", "", "true: public; false: make private; unset: private on creation"),
 )
 REQUIRED = ("PROJECT_ID", "REGION", "SERVICE")
 # Env vars of the app forwarded to the revision when set here (MODEL_URI, MODEL_ALLOW_PICKLE, ...).
@@ -75,7 +75,16 @@ def _boolean(environ, name):
     return value == "true"
 
 
-def deploy_flags(environ=os.environ):
+def _access_flag(environ, creating):
+    """Private by default. On an existing service gcloud rewrites the IAM policy for either flag,
+    which needs roles/run.admin, so without an explicit choice the policy is left as it is."""
+    if not environ.get("ALLOW_UNAUTHENTICATED"):
+        return ["--no-allow-unauthenticated"] if creating else []
+    public = _boolean(environ, "ALLOW_UNAUTHENTICATED")
+    return ["--allow-unauthenticated" if public else "--no-allow-unauthenticated"]
+
+
+def deploy_flags(environ=os.environ, creating=True):
     """The `gcloud run deploy` flags for the tunable settings, validated before anything runs."""
     concurrency = _integer(environ, "RUN_CONCURRENCY", 1, 1000)
     low = _integer(environ, "RUN_MIN_INSTANCES", 0, 1000)
@@ -87,7 +96,7 @@ def deploy_flags(environ=os.environ):
         f"--concurrency={concurrency}", f"--min-instances={low}", f"--max-instances={high}",
         f"--timeout={_integer(environ, 'RUN_TIMEOUT', 1, 3600)}",
         "--cpu-boost" if _boolean(environ, "RUN_CPU_BOOST") else "--no-cpu-boost",
-        "--allow-unauthenticated" if _boolean(environ, "ALLOW_UNAUTHENTICATED") else "--no-allow-unauthenticated",
+        *_access_flag(environ, creating),
     ]
     if _setting(environ, "RUN_SERVICE_ACCOUNT"):
         flags.append(f"--service-account={_setting(environ, 'RUN_SERVICE_ACCOUNT')}")

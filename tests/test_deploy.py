@@ -74,7 +74,11 @@ def test_deploy_creates_service_with_first_revision_serving_everything(fake, rel
 def test_deploy_makes_public_service_only_when_asked(fake, release):
     ok(release("deploy", "v1.0.0", ALLOW_UNAUTHENTICATED="true"))
     assert fake.state.public(SERVICE)
-    ok(release("deploy", "v1.1.0"))  # the default turns it private again
+    seen = len(fake.state.requests)
+    ok(release("deploy", "v1.1.0"))  # unset: an existing service's IAM policy is left alone
+    assert fake.state.public(SERVICE)
+    assert not [path for _, path in fake.state.requests[seen:] if "IamPolicy" in path]
+    ok(release("deploy", "v1.2.0", ALLOW_UNAUTHENTICATED="false"))
     assert not fake.state.public(SERVICE)
     assert fake.state.traffic(SERVICE) == {revision(fake, "v1.0.0"): 100}
 
@@ -167,6 +171,7 @@ BAD_INPUTS = [
     (("deploy", "v1.2.3"), {"RUN_CONCURRENCY": "many"}, "RUN_CONCURRENCY"),
     (("deploy", "v1.2.3"), {"RUN_MIN_INSTANCES": "5", "RUN_MAX_INSTANCES": "2"}, "above RUN_MAX_INSTANCES"),
     (("deploy", "v1.2.3"), {"RUN_CPU_BOOST": "yes"}, "must be true or false"),
+    (("deploy", "v1.2.3"), {"ALLOW_UNAUTHENTICATED": "public"}, "must be true or false"),
     (("canary", "v1.1.0", "0"), {}, "from 1 to 99"),
     (("canary", "v1.1.0", "100"), {}, "from 1 to 99"),
     (("canary", "v1.1.0", "ten"), {}, "from 1 to 99"),

@@ -27,14 +27,13 @@ RUN --mount=type=secret,id=cacert,target=/run/secrets/cacert \
     && pip install --no-cache-dir --no-compile --require-hashes --only-binary=:all: \
         -r /tmp/requirements.txt
 
-# What the server never runs: the libraries' test suites, Cython and C sources, headers, type
-# stubs, and the installer itself.
-RUN pip uninstall --yes --quiet pip setuptools wheel \
-    && find "${VIRTUAL_ENV}" -depth \
-        \( -type d \( -name tests -o -name __pycache__ -o -name include \) \
-           -o -type f \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' -o -name '*.pyi' \
-                         -o -name '*.c' -o -name '*.cpp' -o -name '*.h' -o -name '*.hpp' \) \) \
-        -exec rm -rf {} +
+# What the server never runs (tests, sources, headers, stubs, pip, symbol tables; see the script).
+# binutils provides strip, in this throwaway stage only, from whatever Debian release the base has.
+COPY scripts/container/slim_venv.sh /tmp/slim_venv.sh
+# hadolint ignore=DL3008
+RUN apt-get update -qq \
+    && apt-get install -y -qq --no-install-recommends binutils > /dev/null \
+    && /tmp/slim_venv.sh "${VIRTUAL_ENV}"
 
 WORKDIR /app
 COPY main.py ./
@@ -46,7 +45,8 @@ COPY scripts/container/warm_bytecode.py /tmp/warm_bytecode.py
 # one run of the real server imports (compiling all of them would add ~45 MB of unread files).
 # unchecked-hash: the sources in an image never change, so imports skip the freshness check.
 RUN python -m model train \
-    && python /tmp/warm_bytecode.py --import google.cloud.storage "${VIRTUAL_ENV}" \
+    && python /tmp/warm_bytecode.py --import google.cloud.storage \
+        --stdlib-list "${VIRTUAL_ENV}/stdlib-imports.txt" "${VIRTUAL_ENV}" \
     && python -m compileall -q -f --invalidation-mode unchecked-hash /app
 
 
@@ -56,14 +56,11 @@ FROM ${BASE_IMAGE} AS runtime
 RUN useradd --uid 1000 --user-group --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin app
 
-# The official base ships its standard library without .pyc files (smaller); compile it here, once,
-# or every cold start compiles json, email, http and the rest in memory again.
-RUN python3 -m compileall -q -j 0 \
-        -x '/(test|idlelib|lib2to3|ensurepip|tkinter|turtledemo|pydoc_data|config-3[^/]*)/' \
-        "$(python3 -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')"
-
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /app /app
+# The official base ships its standard library without .pyc files; compile the modules the server
+# imports (listed by the build stage), or every cold start compiles them in memory again.
+RUN python3 -m compileall -q -i /opt/venv/stdlib-imports.txt
 
 # WORKERS=1, THREADS=16: Cloud Run gives an instance 1 vCPU, so a second process would only
 # duplicate the model in memory and split the micro-batcher's queue; threads give the concurrency

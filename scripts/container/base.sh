@@ -64,9 +64,11 @@ build_rootfs() {
     bookworm "${rootfs}" "${archive}" > "${rootfs}.log" 2>&1 \
     || { cat "${rootfs}.log" >&2; rm -f "${rootfs}.log"; return 1; }
   rm -f "${rootfs}.log"
-  # The official image keeps no apt lists, docs or logs; neither does this one.
+  # The official image keeps no apt lists, docs or logs, and ships its standard library without
+  # .pyc files; neither does this one, so images built on it weigh what they will on the real base.
   rm -rf "${rootfs}"/var/lib/apt/lists/* "${rootfs}"/var/cache/apt/* "${rootfs}"/var/log/* \
     "${rootfs}"/usr/share/{doc,man,info,locale}/*
+  find "${rootfs}"/usr/lib/python3* -depth -name __pycache__ -type d -exec rm -rf {} +
   # The official image answers to `python` as well as `python3`.
   ln -s /usr/bin/python3 "${rootfs}/usr/local/bin/python"
   tar --numeric-owner -C "${rootfs}" -cf "${out}.partial" .

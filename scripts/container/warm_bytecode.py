@@ -5,9 +5,11 @@ reads; compiling none makes every cold start compile in memory, since the runtim
 read-only. So: start the real server with bytecode writing on, send it the requests a live instance
 gets, stop it, then compile what it imported again with compileall as unchecked-hash .pyc files
 (sources in an image never change, so imports can skip the freshness check) and drop the rest.
+The standard library belongs to the base image, so its imported modules are only listed (for
+`compileall -i LIST` in the runtime stage: the official base ships no .pyc files).
 The run doubles as a smoke test: the build fails if the baked-in model does not answer.
 
-Usage: python warm_bytecode.py [--import MODULE]... ROOT...
+Usage: python warm_bytecode.py [--import MODULE]... [--stdlib-list FILE] ROOT...
 """
 
 import argparse
@@ -22,6 +24,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import time
 import urllib.error
 import urllib.request
@@ -112,15 +115,35 @@ def _recompile_used(root):
     return len(used)
 
 
+def _list_stdlib_used(out):
+    """Writes the standard library sources that have .pyc files, one a line; returns the count."""
+    stdlib = pathlib.Path(sysconfig.get_path("stdlib"))
+    used = set()
+    for cached in stdlib.rglob("__pycache__/*.pyc"):
+        try:
+            used.add(importlib.util.source_from_cache(cached))
+        except ValueError:
+            pass
+    out.write_text(
+        "".join(f"{source}\n" for source in sorted(used) if os.path.isfile(source))
+    )
+    return len(used)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--import", dest="modules", action="append", default=[])
+    parser.add_argument("--stdlib-list", type=pathlib.Path)
     parser.add_argument("roots", nargs="+", type=pathlib.Path)
     args = parser.parse_args()
     _serve_once()
     _import_also(args.modules)
     for root in args.roots:
         print(f"{root}: compiled {_recompile_used(root)} modules the server imports")
+    if args.stdlib_list:
+        print(
+            f"{args.stdlib_list}: {_list_stdlib_used(args.stdlib_list)} stdlib modules"
+        )
 
 
 if __name__ == "__main__":

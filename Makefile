@@ -47,9 +47,9 @@ lint: dev ## Static checks: ruff, shellcheck, hadolint, actionlint.
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/actionlint
 
-lock: ## Re-pin requirements*.txt (with hashes) from requirements*.in.
-	uv pip compile --quiet --native-tls --generate-hashes --python-version 3.11 requirements.in -o requirements.txt
-	uv pip compile --quiet --native-tls --generate-hashes --python-version 3.11 requirements-dev.in -o requirements-dev.txt
+lock: dev ## Re-pin requirements*.txt (with hashes) from requirements*.in.
+	$(BIN)/uv pip compile --quiet --native-tls --generate-hashes --python-version 3.11 requirements.in -o requirements.txt
+	$(BIN)/uv pip compile --quiet --native-tls --generate-hashes --python-version 3.11 requirements-dev.in -o requirements-dev.txt
 
 clean: ## Remove the virtual environment, the built model and caches.
 	rm -rf $(VENV) model/artifacts .pytest_cache .ruff_cache .hypothesis

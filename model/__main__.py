@@ -10,10 +10,16 @@ from service.config import DEFAULT_MODEL_DIR
 
 def _train(args) -> int:
     from model import training
+    from model.compiled import CompileError
 
-    manifest = training.train(args.out, kind=args.estimator, name=args.name, version=args.version)
+    try:
+        manifest = training.train(args.out, kind=args.estimator, name=args.name, version=args.version, runtime=args.runtime)
+    except CompileError as e:
+        print(f"python -m model train: {e}; keep --runtime sklearn for this model", file=sys.stderr)
+        return 1
     print(json.dumps({"out": str(args.out), "name": manifest["name"], "version": manifest["version"],
-                      "estimator": manifest["estimator"], "sha256": manifest["artifact"]["sha256"]}))
+                      "estimator": manifest["estimator"], "runtime": manifest["runtime"],
+                      "sha256": manifest["artifact"]["sha256"], "evaluation": manifest["evaluation"]}))
     return 0
 
 
@@ -28,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     train = commands.add_parser("train", help="fit the default model and write its artifact and manifest")
     train.add_argument("--out", type=pathlib.Path, default=DEFAULT_MODEL_DIR, help="output directory (default: %(default)s)")
     train.add_argument("--estimator", choices=("logreg", "forest"), default="logreg", help="default: %(default)s")
+    train.add_argument("--runtime", choices=("sklearn", "onnx"), default="sklearn",
+                       help="onnx: also compile to ONNX, verify it on held-out rows, and serve that (default: %(default)s)")
     train.add_argument("--name", default="iris")
     train.add_argument("--version", default="1")
     commands.add_parser("publish", help="upload a model directory to gs://BUCKET/PATH (see `publish --help`)")

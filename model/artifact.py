@@ -23,6 +23,9 @@ TRUSTED_TYPES = (
 )
 
 
+_PICKLE_HINT = "set MODEL_ALLOW_PICKLE=true only if you trust it"
+
+
 @dataclasses.dataclass(frozen=True)
 class LoadPolicy:
     allow_pickle: bool = False
@@ -53,19 +56,14 @@ def load(path: pathlib.Path, policy: LoadPolicy) -> LoadedModel:
     if bare is not None:
         return _load_bare(bare, policy)
     manifest = manifests.read(manifest_path)
+    if manifest.get("runtime") == "onnx":
+        return _load_onnx(manifest_path, manifest)
     info = manifest["artifact"]
     artifact = manifest_path.parent / info["file"]
     fmt = info.get("format", "skops")
     if fmt in manifests.PICKLE_FORMATS and not policy.allow_pickle:
-        raise ModelUnsafe(f"{artifact} is a {fmt} artifact, which runs code when loaded; set MODEL_ALLOW_PICKLE=true only if you trust it")
-    try:
-        actual = manifests.sha256_of(artifact)
-    except FileNotFoundError:
-        raise ModelNotFound(f"artifact {artifact} named by {manifest_path} does not exist") from None
-    except OSError as e:
-        raise ModelUnreadable(f"artifact {artifact} cannot be read: {e.strerror or e}") from None
-    if actual != info["sha256"]:
-        raise ModelIntegrityError(f"artifact {artifact} has SHA-256 {actual}, but {manifest_path} expects {info['sha256']}")
+        raise ModelUnsafe(f"{artifact} is a {fmt} artifact, which runs code when loaded; {_PICKLE_HINT}")
+    actual = _checked_sha256(artifact, info["sha256"], manifest_path)
     _check_version(manifest["framework"]["scikit-learn"], policy, artifact)
     estimator = _read_skops(artifact, policy) if fmt == "skops" else _read_pickle(artifact, policy)
     features = list(manifest["features"]["names"])
@@ -75,6 +73,37 @@ def load(path: pathlib.Path, policy: LoadPolicy) -> LoadedModel:
     return _describe(estimator, manifest.get("name") or policy.name or artifact.stem,
                      str(manifest.get("version") or policy.version or actual[:12]), features, fmt, actual,
                      manifest["framework"])
+
+
+def _checked_sha256(artifact: pathlib.Path, expected: str, manifest_path: pathlib.Path) -> str:
+    try:
+        actual = manifests.sha256_of(artifact)
+    except FileNotFoundError:
+        raise ModelNotFound(f"artifact {artifact} named by {manifest_path} does not exist") from None
+    except OSError as e:
+        raise ModelUnreadable(f"artifact {artifact} cannot be read: {e.strerror or e}") from None
+    if actual != expected:
+        raise ModelIntegrityError(f"artifact {artifact} has SHA-256 {actual}, but {manifest_path} expects {expected}")
+    return actual
+
+
+def _load_onnx(manifest_path: pathlib.Path, manifest: dict) -> LoadedModel:
+    """The compiled form: checked like the skops artifact, run without importing scikit-learn."""
+    from model.compiled import OnnxEstimator
+
+    info = manifest["compiled"]
+    path = manifest_path.parent / info["file"]
+    sha = _checked_sha256(path, info["sha256"], manifest_path)
+    estimator = OnnxEstimator(path, manifest.get("classes"))
+    features = list(manifest["features"]["names"])
+    if estimator.n_features_in_ not in (len(features), None, "N"):
+        raise ModelIntegrityError(f"{manifest_path} lists {len(features)} features but {path} takes {estimator.n_features_in_}")
+    return LoadedModel(
+        estimator=estimator, name=str(manifest.get("name") or path.stem), version=str(manifest.get("version") or sha[:12]),
+        features=features, classes=manifest.get("classes"), task=manifest.get("task", "classification"),
+        format="onnx", sha256=sha, trained_with=dict(manifest["framework"]),
+        # Missing values are not carried over by the conversion: refuse NaN rather than guess.
+        allow_nan=False, has_proba=estimator.has_proba)
 
 
 def _locate(path: pathlib.Path) -> tuple[pathlib.Path | None, pathlib.Path | None]:
@@ -98,7 +127,7 @@ def _locate(path: pathlib.Path) -> tuple[pathlib.Path | None, pathlib.Path | Non
 
 def _load_bare(artifact: pathlib.Path, policy: LoadPolicy) -> LoadedModel:
     if not policy.allow_pickle:
-        raise ModelUnsafe(f"{artifact} is a pickle/joblib file, which runs code when loaded; set MODEL_ALLOW_PICKLE=true only if you trust it")
+        raise ModelUnsafe(f"{artifact} is a pickle/joblib file, which runs code when loaded; {_PICKLE_HINT}")
     sha = manifests.sha256_of(artifact)
     estimator = _read_pickle(artifact, policy)
     names = getattr(estimator, "feature_names_in_", None)

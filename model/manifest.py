@@ -23,8 +23,9 @@ def sha256_of(path: pathlib.Path) -> str:
     return digest.hexdigest()
 
 
-def build(*, name, version, estimator, features, classes, task, artifact: pathlib.Path, fmt="skops") -> dict:
-    """The manifest for an artifact just written."""
+def build(*, name, version, estimator, features, classes, task, artifact: pathlib.Path, fmt="skops",
+          evaluation=None, runtime="sklearn", compiled=None) -> dict:
+    """The manifest for an artifact just written (and its compiled form, when there is one)."""
     import numpy
     import sklearn
 
@@ -32,13 +33,16 @@ def build(*, name, version, estimator, features, classes, task, artifact: pathli
         "format_version": FORMAT_VERSION,
         "name": name,
         "version": version,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "framework": {"scikit-learn": sklearn.__version__, "numpy": numpy.__version__, "python": platform.python_version()},
         "estimator": f"{type(estimator).__module__}.{type(estimator).__qualname__}",
         "task": task,
         "features": {"names": list(features), "count": len(features)},
         "classes": classes,
         "artifact": {"file": artifact.name, "format": fmt, "sha256": sha256_of(artifact), "size": artifact.stat().st_size},
+        "runtime": runtime,
+        **({"compiled": compiled} if compiled else {}),
+        **({"evaluation": evaluation} if evaluation else {}),
     }
 
 
@@ -46,6 +50,11 @@ def write(manifest: dict, directory: pathlib.Path) -> pathlib.Path:
     path = directory / MANIFEST_NAME
     path.write_text(json.dumps(manifest, indent=2) + "\n")
     return path
+
+
+def _file_entry_ok(entry) -> bool:
+    return (isinstance(entry, dict) and isinstance(entry.get("file"), str) and "/" not in entry["file"]
+            and entry["file"] not in ("", ".", "..") and isinstance(entry.get("sha256"), str))
 
 
 def read(path: pathlib.Path) -> dict:
@@ -75,6 +84,10 @@ def read(path: pathlib.Path) -> dict:
         problems.append("features.names is missing")
     elif features.get("count", len(features["names"])) != len(features["names"]):
         problems.append("features.count does not match features.names")
+    if manifest.get("runtime", "sklearn") not in ("sklearn", "onnx"):
+        problems.append(f"runtime {manifest.get('runtime')!r} is unknown (sklearn or onnx)")
+    elif manifest.get("runtime") == "onnx" and not _file_entry_ok(manifest.get("compiled")):
+        problems.append("runtime onnx needs compiled.file and compiled.sha256")
     if not isinstance(manifest.get("framework", {}).get("scikit-learn"), str):
         problems.append("framework.scikit-learn is missing")
     if problems:

@@ -8,7 +8,7 @@ A fetcher turns a URI into local files and returns a `Fetched`: the local path (
 import dataclasses
 import pathlib
 import urllib.parse
-from typing import Callable
+from collections.abc import Callable
 
 from model.errors import ModelNotFound
 

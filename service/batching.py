@@ -21,7 +21,7 @@ class _Job:
     def __init__(self, rows: np.ndarray, proba: bool):
         self.rows, self.proba = rows, proba
         self.event = threading.Event()
-        self.batch: list["_Job"] | None = None
+        self.batch: list[_Job] | None = None
         self.result = self.error = None
 
 

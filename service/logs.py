@@ -24,7 +24,7 @@ class JsonFormatter(logging.Formatter):
         entry = {
             "severity": "WARNING" if record.levelname == "WARN" else record.levelname,
             "message": record.getMessage(),
-            "time": datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc).isoformat(),
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(),
             "logger": record.name,
             **self._static,
         }

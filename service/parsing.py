@@ -11,6 +11,7 @@ from service.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 _CHUNK = 64 * 1024
 _NUMBER = (int, float)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def check_content_type(content_type: str | None) -> None:
@@ -67,8 +68,11 @@ def parse_json(body: bytes):
         raise BadRequest("malformed JSON: a number has too many digits") from None
 
 
+_JSON_TYPES = {bool: "boolean", str: "string", list: "array", dict: "object"}
+
+
 def _describe(value) -> str:
-    return "null" if value is None else {bool: "boolean", str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
+    return "null" if value is None else _JSON_TYPES.get(type(value), type(value).__name__)
 
 
 def to_matrix(instances, features: list[str], max_rows: int, allow_nan: bool, what: str = "instances") -> np.ndarray:
@@ -114,6 +118,7 @@ def _row_from_object(row: dict, index: dict, features: list[str], i: int) -> lis
 
 def check_finite(matrix: np.ndarray, allow_nan: bool) -> None:
     if np.isfinite(matrix).all():
+        _check_magnitude(matrix)
         return
     if np.isinf(matrix).any():
         i, j = (int(k[0]) for k in np.nonzero(np.isinf(matrix)))
@@ -121,6 +126,16 @@ def check_finite(matrix: np.ndarray, allow_nan: bool) -> None:
     if not allow_nan:
         i, j = (int(k[0]) for k in np.nonzero(np.isnan(matrix)))
         raise BadRequest(f"row {i}, feature {j} is NaN, and this model cannot take missing values")
+    _check_magnitude(matrix)
+
+
+def _check_magnitude(matrix: np.ndarray) -> None:
+    # Beyond float32's range, tree models (which compute in float32) see infinity and scalers overflow
+    # float64, and scikit-learn raises mid-prediction; no real feature is that large.
+    too_large = np.abs(matrix) > _FLOAT32_MAX  # NaN compares False
+    if too_large.any():
+        i, j = (int(k[0]) for k in np.nonzero(too_large))
+        raise BadRequest(f"row {i}, feature {j} is larger in magnitude than {_FLOAT32_MAX:.7g}, the largest value accepted")
 
 
 def flag(params, name: str) -> bool:

@@ -53,7 +53,8 @@ def v2_rows(body, model, max_rows: int):
     else:
         names = [t["name"] for t in inputs]
         if sorted(names) != sorted(model.features):
-            raise BadRequest(f"inputs must be one [rows, {n}] tensor or one tensor per feature named {', '.join(model.features)}; got {', '.join(names)}")
+            raise BadRequest(f"inputs must be one [rows, {n}] tensor or one tensor per feature named "
+                             f"{', '.join(model.features)}; got {', '.join(names)}")
         columns = {}
         for tensor in inputs:
             count = tensor["shape"][0] if tensor["shape"] else 0

@@ -179,11 +179,6 @@ class FunctionApp:
         return Reply(200, {"name": name, "ready": True})
 
     def _v1_model(self, name):
-        self._ready_or_503(name)
-        return Reply(200, {"name": name, "ready": True})
-
-    def _ready_or_503(self, name):
-        if self._holder.model is None:
-            self._holder.start_background_load()
-            raise ServiceUnavailable("model is loading" if self._holder.last_error is None else f"model not ready: {self._holder.last_error}")
+        self._ready()
         self._model(name)
+        return Reply(200, {"name": name, "ready": True})

@@ -48,9 +48,9 @@ def test_predict_probabilities_add_classes_and_sum_to_one(client):
 
 
 def test_predict_string_labels_stay_strings(make_client, tmp_path):
+    import joblib
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
-    import joblib
 
     data = load_iris()
     names = data.target_names[data.target]
@@ -233,8 +233,8 @@ def test_v2_infer_nested_data_and_per_feature_inputs(client):
     nested = client.post("/v2/models/iris/infer", json={
         "inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP64", "data": [SETOSA, VIRGINICA]}]}).get_json()
     names = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
-    columns = client.post("/v2/models/iris/infer", json={"inputs": [
-        {"name": n, "shape": [2], "datatype": "FP64", "data": [SETOSA[i], VIRGINICA[i]]} for i, n in enumerate(names)]}).get_json()
+    tensors = [{"name": n, "shape": [2], "datatype": "FP64", "data": [SETOSA[i], VIRGINICA[i]]} for i, n in enumerate(names)]
+    columns = client.post("/v2/models/iris/infer", json={"inputs": tensors}).get_json()
     assert nested["outputs"][0]["data"] == columns["outputs"][0]["data"] == [0, 2]
 
 
@@ -244,7 +244,8 @@ def test_v2_infer_nested_data_and_per_feature_inputs(client):
     ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}, "expected [rows, 4]"),
     ({"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}, "has 4 values but its shape"),
     ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32"}]}, "missing data"),
-    ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}], "outputs": [{"name": "nope"}]}, "unknown output"),
+    ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}],
+      "outputs": [{"name": "nope"}]}, "unknown output"),
 ])
 def test_v2_errors_use_the_v2_shape(client, body, message):
     response = client.post("/v2/models/iris/infer", json=body)

@@ -6,15 +6,14 @@ import pathlib
 import joblib
 import numpy as np
 import pytest
-import skops.io
 import sklearn
+import skops.io
 from sklearn.datasets import load_iris
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.preprocessing import FunctionTransformer
 
 from model import artifact, manifest, training
-from model.errors import (ModelIntegrityError, ModelNotFound, ModelUnreadable, ModelUnsafe,
-                          ModelVersionMismatch)
+from model.errors import ModelIntegrityError, ModelNotFound, ModelUnreadable, ModelUnsafe, ModelVersionMismatch
 
 POLICY = artifact.LoadPolicy()
 

@@ -60,8 +60,9 @@ def main(argv: list[str]) -> int:
     if systems.OURS in names and any(m.ours_dir is None for m in models):
         _log("`python -m model train` is not available yet: measuring without our function")
         names.remove(systems.OURS)
-    bins = {systems.OURS: pathlib.Path(sys.executable).parent}
-    bins.update({peer: venvs.ensure(peer, _log) for peer in systems.PEERS if peer in names})
+    # The floor runs in our function's venv: the same production stack, minus the server.
+    bins = {name: venvs.ensure(name, _log) for name in venvs.REQUIREMENTS if name in names or name == systems.OURS}
+    bins[systems.FLOOR] = bins[systems.OURS]
     rounds = runner.run_rounds(models, names, run_plan, bins, work, _log)
     summary = report.aggregate(rounds)
     found = report.targets(summary, model_names)
@@ -76,12 +77,13 @@ def main(argv: list[str]) -> int:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     probes = [r[k]["best_ms"] for r in rounds for k in ("probe_before", "probe_after")]
+    pressure = [r[k]["cpu_pressure"] or 0.0 for r in rounds for k in ("probe_before", "probe_after")]
     subtitle = (f"{result['date'][:10]}, {run_plan.rounds} rounds x {run_plan.load_seconds} s per wrk run, "
                 f"server on 1 CPU, wrk on the other; `{result['command']}`")
     chart.write(args.chart, summary, model_names, names, subtitle)
     print(report.table(summary, model_names, names))
     print(f"\nmedian (best) of {run_plan.rounds} rounds; noise probe {min(probes):.1f}-{max(probes):.1f} ms "
-          f"(quiet ~10 ms)")
+          f"(quiet ~10 ms); CPU pressure (PSI some avg10) {min(pressure):.0f}-{max(pressure):.0f}% (quiet: ~0)")
     if found:
         print("\nTargets (ours / best peer, medians):\n" + report.target_lines(found))
     print(f"\nJSON: {args.json}\nchart: {args.chart}")

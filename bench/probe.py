@@ -5,6 +5,7 @@ before and after each round, it tells which rounds ran on a busy machine.
 """
 
 import os
+import pathlib
 import statistics
 import time
 
@@ -29,4 +30,14 @@ def measure(repeats: int = 7) -> dict:
             times.append((time.perf_counter() - start) * 1000)
     finally:
         os.sched_setaffinity(0, {CLIENT_CPU})
-    return {"best_ms": min(times), "median_ms": statistics.median(times), "at": time.time()}
+    return {"best_ms": min(times), "median_ms": statistics.median(times), "cpu_pressure": _cpu_pressure(),
+            "at": time.time()}
+
+
+def _cpu_pressure() -> float | None:
+    """The kernel's share of the last 10 s in which some task waited for a CPU (PSI), in percent."""
+    try:
+        line = pathlib.Path("/proc/pressure/cpu").read_text().splitlines()[0]  # "some avg10=1.23 ..."
+    except OSError:
+        return None
+    return float(line.split()[1].split("=")[1])

@@ -10,7 +10,6 @@ import json
 import os
 import pathlib
 import subprocess
-import sys
 import time
 
 from bench import loadgen, probe, systems
@@ -57,10 +56,10 @@ def measure_server(system: str, model: ModelFiles, plan: Plan, bins: dict, work:
     return metrics
 
 
-def measure_floor(model: ModelFiles, plan: Plan, work: pathlib.Path) -> dict:
+def measure_floor(model: ModelFiles, plan: Plan, bin_dir: pathlib.Path, work: pathlib.Path) -> dict:
     rows = _write(work / f"floor-{model.name}-rows.json",
                   json.dumps({"row": model.row, "batch": model.batch}).encode())
-    cmd = ["taskset", "-c", str(SERVER_CPU), sys.executable, "-m", "bench.floor",
+    cmd = ["taskset", "-c", str(SERVER_CPU), str(bin_dir / "python"), "-m", "bench.floor",
            str(model.joblib_path), str(rows), str(plan.floor_seconds)]
     env = {**os.environ, **THREAD_ENV}
     started = time.perf_counter()
@@ -72,7 +71,7 @@ def measure_floor(model: ModelFiles, plan: Plan, work: pathlib.Path) -> dict:
     if not first.startswith("ready ") or not timings:
         raise ServerFailed(f"floor process printed {first!r}")
     metrics = json.loads(timings)
-    metrics.update({"cold_start_s": cold, "port_open_s": None, "load_errors": 0,
+    metrics.update({"cold_start_s": cold, "load_errors": 0,
                     "correct": json.loads(first.split(" ", 1)[1]) == [model.expected_row]})
     return metrics
 
@@ -97,7 +96,7 @@ def run_rounds(models: list[ModelFiles], names: list[str], plan: Plan, bins: dic
             for name in _rotated(names, index):
                 log(f"round {index + 1}/{plan.rounds}: {name} {model.name}")
                 if name == systems.FLOOR:
-                    result = _safe(functools.partial(measure_floor, model, plan, work), log)
+                    result = _safe(functools.partial(measure_floor, model, plan, bins[name], work), log)
                 else:
                     result = _safe(functools.partial(measure_server, name, model, plan, bins, work), log)
                 record["runs"].append({"system": name, "model": model.name, **result})
@@ -107,7 +106,8 @@ def run_rounds(models: list[ModelFiles], names: list[str], plan: Plan, bins: dic
 
 
 def _prime_plan(plan: Plan) -> Plan:
-    return Plan(rounds=1, load_seconds=1, warmup_seconds=0, floor_seconds=0.1, prime=False)
+    return Plan(rounds=1, load_seconds=1, warmup_seconds=0, floor_seconds=0.1, prime=False,
+                cold_start_timeout_s=plan.cold_start_timeout_s)
 
 
 def _safe(measure, log) -> dict:

@@ -1,7 +1,9 @@
-"""Peers live in their own virtual environments under bench/.peers/, built from pinned requirements.
+"""Every system runs from its own virtual environment under bench/.peers/, built from pinned requirements.
 
-A venv is named after its requirements file's hash, so editing the pins builds a fresh one and an
-unchanged file reuses the cached one (a marker file says the install finished).
+Our function gets the production requirements.txt only, as in the image: the development venv also
+holds pandas and pytest, which scikit-learn imports when present (~1.5 s more cold start here). A venv
+is named after its requirements file's hash, so editing the pins builds a fresh one and an unchanged
+file reuses the cached one (a marker file says the install finished).
 """
 
 import hashlib
@@ -9,7 +11,13 @@ import pathlib
 import subprocess
 import sys
 
-from bench.plan import PEERS_DIR, VENVS_DIR
+from bench.plan import PEERS_DIR, REPO_DIR, VENVS_DIR
+
+REQUIREMENTS = {
+    "ours": REPO_DIR / "requirements.txt",
+    "fastapi": PEERS_DIR / "fastapi.txt",
+    "mlserver": PEERS_DIR / "mlserver.txt",
+}
 
 _DONE_MARKER = ".installed"
 
@@ -20,14 +28,14 @@ def _base_python() -> str:
     return str(pathlib.Path(sys.base_prefix) / "bin" / version)
 
 
-def ensure(peer: str, log=print) -> pathlib.Path:
-    """Returns the bin/ directory of the peer's venv, creating it first if needed."""
-    requirements = PEERS_DIR / f"{peer}.txt"
+def ensure(system: str, log=print) -> pathlib.Path:
+    """Returns the bin/ directory of the system's venv, creating it first if needed."""
+    requirements = REQUIREMENTS[system]
     digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:12]
-    venv = VENVS_DIR / f"{peer}-{digest}"
+    venv = VENVS_DIR / f"{system}-{digest}"
     if (venv / _DONE_MARKER).exists():
         return venv / "bin"
-    log(f"installing {peer} into {venv.relative_to(VENVS_DIR.parent.parent)} ...")
+    log(f"installing {system} into {venv.relative_to(VENVS_DIR.parent.parent)} ...")
     subprocess.run(["uv", "venv", "-q", "--clear", "--python", _base_python(), str(venv)], check=True)
     # Byte-compiled at install time, so no system pays for compiling on its first cold start.
     subprocess.run(

@@ -2,13 +2,13 @@
 
 import sys
 
-from release import commands
+from release import cli
 from release.errors import ReleaseError
 
 
 def main(argv):
     try:
-        return commands.dispatch(argv)
+        return cli.dispatch(argv)
     except ReleaseError as error:
         print(f"deploy.sh: {error}", file=sys.stderr)
         return error.exit_code

@@ -45,7 +45,7 @@ lint: dev ## Static checks: ruff, shellcheck, hadolint, actionlint.
 	$(BIN)/ruff check .
 	git ls-files '*.sh' | xargs --no-run-if-empty $(BIN)/shellcheck
 	$(BIN)/hadolint Dockerfile
-	$(BIN)/actionlint
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/actionlint
 
 lock: dev ## Re-pin requirements*.txt (with hashes) from requirements*.in.
 	$(BIN)/uv pip compile --quiet --native-tls --generate-hashes --python-version 3.11 requirements.in -o requirements.txt

@@ -20,8 +20,10 @@ ENV VIRTUAL_ENV=/opt/venv \
 RUN python3 -m venv "${VIRTUAL_ENV}"
 
 # Exact pins with hashes, wheels only: the slim base has no compiler, and a missing wheel should
-# fail the build rather than quietly compile an sdist.
-COPY requirements.txt /tmp/requirements.txt
+# fail the build rather than quietly compile an sdist. REQUIREMENTS picks another lock file of the
+# repo (requirements*.txt) for a variant image.
+ARG REQUIREMENTS=requirements.txt
+COPY ${REQUIREMENTS} /tmp/requirements.txt
 RUN --mount=type=secret,id=cacert,target=/run/secrets/cacert \
     if [ -s /run/secrets/cacert ]; then export PIP_CERT=/run/secrets/cacert; fi \
     && pip install --no-cache-dir --no-compile --require-hashes --only-binary=:all: \

@@ -124,9 +124,7 @@ def _list_stdlib_used(out):
             used.add(importlib.util.source_from_cache(cached))
         except ValueError:
             pass
-    out.write_text(
-        "".join(f"{source}\n" for source in sorted(used) if os.path.isfile(source))
-    )
+    out.write_text("".join(f"{source}\n" for source in sorted(used) if os.path.isfile(source)))
     return len(used)
 
 
@@ -141,9 +139,7 @@ def main():
     for root in args.roots:
         print(f"{root}: compiled {_recompile_used(root)} modules the server imports")
     if args.stdlib_list:
-        print(
-            f"{args.stdlib_list}: {_list_stdlib_used(args.stdlib_list)} stdlib modules"
-        )
+        print(f"{args.stdlib_list}: {_list_stdlib_used(args.stdlib_list)} stdlib modules")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,204 @@
+"""The container image, built with scripts/image.sh and run for real with podman.
+
+The image is built once per module into a private podman store under a temp dir (on a stand-in
+base from Debian packages where no registry answers; the stand-in is cached between runs), then
+run on 127.0.0.1 to check what Cloud Run relies on. The store, with every image and container the
+tests made, is removed at the end.
+"""
+
+import contextlib
+import json
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+import requests
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+BIN = pathlib.Path(sys.executable).parent
+SIZE_BUDGET_BYTES = 350_000_000
+IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
+
+# Building from scratch (stand-in base, pip downloads) takes minutes on a fresh machine.
+pytestmark = pytest.mark.timeout(1200)
+
+
+class Podman:
+    """Runs podman against the module's private store with this repo's engine settings."""
+
+    def __init__(self, store: pathlib.Path):
+        self.store = store
+        self.env = dict(
+            os.environ,
+            CONTAINERS_CONF=str(REPO / "scripts" / "container" / "containers.conf"),
+            CONTAINERS_STORAGE_CONF=str(store / "storage.conf"),
+        )
+        self.built_at: set[str] = set()  # the commits HEAD was at while the image was built
+
+    def __call__(self, *args: str, check: bool = True, timeout: float = 120):
+        result = subprocess.run(["podman", *args], env=self.env, capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"podman {' '.join(args)} failed: {result.stderr}")
+        return result
+
+
+@pytest.fixture(scope="module")
+def podman(tmp_path_factory):
+    store = tmp_path_factory.mktemp("podman-store")
+    engine = Podman(store)
+    yield engine
+    engine("system", "reset", "--force", check=False, timeout=300)
+    shutil.rmtree(store, ignore_errors=True)
+
+
+def _git_head() -> str:
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def image(podman):
+    """The image's name, built from the working tree exactly as `make image` builds it."""
+    tag = f"localhost/predict-test:{uuid.uuid4().hex[:8]}"
+    head_before = _git_head()
+    build = subprocess.run(
+        [str(REPO / "scripts" / "image.sh"), "-e", "podman", "-s", str(podman.store), "-t", tag],
+        env=podman.env,
+        capture_output=True,
+        text=True,
+        timeout=1100,
+    )
+    assert build.returncode == 0, build.stderr[-5000:]
+    assert build.stdout.strip() == tag
+    # Others may commit while the image builds: its revision is HEAD as of one of these moments.
+    podman.built_at = {head_before, _git_head()}
+    return tag
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until_answering(url: str, podman: Podman, name: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(requests.ConnectionError):
+            if requests.get(url + "/", timeout=2).status_code == 200:
+                return
+        time.sleep(0.2)
+    logs = podman("logs", name, check=False).stderr
+    raise AssertionError(f"container did not answer within {timeout}s: {logs[-3000:]}")
+
+
+@contextlib.contextmanager
+def running(podman: Podman, image: str, *run_args: str, port: int = 8080):
+    """Runs the image detached with `port` published on 127.0.0.1; yields (name, base URL)."""
+    name = f"predict-test-{uuid.uuid4().hex[:8]}"
+    host_port = _free_port()
+    podman("run", "--detach", "--name", name, "--publish", f"127.0.0.1:{host_port}:{port}", *run_args, image)
+    try:
+        url = f"http://127.0.0.1:{host_port}"
+        _wait_until_answering(url, podman, name)
+        yield name, url
+    finally:
+        podman("rm", "--force", "--time", "0", name, check=False)
+
+
+def _predict(url: str) -> requests.Response:
+    return requests.post(url + "/predict", json={"features": IRIS_ROW}, timeout=60)
+
+
+def test_dockerfile_passes_hadolint():
+    result = subprocess.run([str(BIN / "hadolint"), "Dockerfile"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (0, "")
+
+
+def test_image_size_is_under_budget(podman, image):
+    size = int(podman("image", "inspect", "--format", "{{.Size}}", image).stdout)
+    assert size < SIZE_BUDGET_BYTES, f"{size / 1e6:.1f} MB"
+
+
+def test_image_labels_name_source_revision_and_version(podman, image):
+    labels = json.loads(podman("image", "inspect", "--format", "{{json .Labels}}", image).stdout)
+    assert labels["org.opencontainers.image.revision"] in podman.built_at
+    assert labels["org.opencontainers.image.version"]
+    assert "org.opencontainers.image.source" in labels
+
+
+def test_image_carries_no_installer_tests_or_repo_files(podman, image):
+    listing = podman(
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        image,
+        "-c",
+        "ls -A /app; command -v pip gcc git || true; find /opt/venv /app -name tests -o -name '*.pyx' -o -name 'gha-creds-*'",
+    )
+    assert listing.stdout.split() == ["__pycache__", "main.py", "model", "service"]
+
+
+def test_image_runs_as_uid_1000_that_cannot_write_the_app(podman, image):
+    with running(podman, image) as (name, url):
+        assert _predict(url).status_code == 200
+        assert podman("exec", name, "id", "-u").stdout.strip() == "1000"
+        not_root_owned = podman("exec", name, "find", "/app", "/opt/venv", "!", "-user", "0")
+        assert not_root_owned.stdout == ""
+        writable = podman("exec", name, "find", "/app", "/opt/venv", "-writable")
+        assert writable.stdout == ""
+
+
+def test_image_serves_predictions_on_a_read_only_root(podman, image):
+    with running(podman, image, "--read-only", "--tmpfs", "/tmp:rw,size=64m") as (name, url):
+        response = _predict(url)
+        assert response.status_code == 200, response.text
+        assert response.json()["predictions"] == [0]
+        assert requests.get(url + "/openapi.json", timeout=10).status_code == 200
+        assert podman("exec", name, "touch", "/app/x", check=False).returncode != 0
+        assert podman("exec", name, "touch", "/tmp/x", check=False).returncode == 0
+
+
+def test_image_listens_on_port_from_env(podman, image):
+    with running(podman, image, "--env", "PORT=9090", port=9090) as (_, url):
+        assert _predict(url).status_code == 200
+
+
+def test_image_cold_start_compiles_nothing(podman, image):
+    # As root with bytecode writing on, Python would leave a .pyc for any module it compiled.
+    with running(podman, image, "--user", "0", "--env", "PYTHONDONTWRITEBYTECODE=") as (name, url):
+        assert _predict(url).status_code == 200
+        assert requests.post(url + "/predict", json={"features": "x"}, timeout=30).status_code == 400
+        changed = podman("diff", name).stdout.split()
+    assert [path for path in changed if path.endswith(".pyc")] == []
+
+
+def test_image_stops_cleanly_on_sigterm_within_10s(podman, image):
+    with running(podman, image) as (name, url):
+        assert _predict(url).status_code == 200
+        started = time.monotonic()
+        podman("kill", "--signal", "TERM", name)
+        exit_code = podman("wait", name, timeout=30).stdout.strip()
+        elapsed = time.monotonic() - started
+    assert exit_code == "0"
+    assert elapsed < 10, f"{elapsed:.1f}s"
+
+
+def test_image_serves_an_onnx_model_from_a_mounted_directory(podman, image, tmp_path):
+    # The image drops ONNX Runtime's C API library; the Python binding must still load models.
+    out = tmp_path / "onnx"
+    train = [sys.executable, "-m", "model", "train", "--runtime", "onnx", "--out", str(out)]
+    subprocess.run(train, cwd=REPO, check=True, capture_output=True, timeout=300)
+    out.chmod(0o755)
+    for path in out.iterdir():
+        path.chmod(0o644)
+    mount = ["--volume", f"{out}:/models/iris:ro", "--env", "MODEL_URI=/models/iris"]
+    with running(podman, image, *mount) as (_, url):
+        assert _predict(url).json()["predictions"] == [0]
+        assert requests.get(url + "/", timeout=10).json()["format"] == "onnx"

@@ -94,7 +94,11 @@ main() {
   fi
   tarball="${CACHE_DIR}/base-${key}.tar"
   mkdir -p "${CACHE_DIR}"
-  [[ -s "${tarball}" ]] || build_rootfs "${tarball}"
+  if [[ ! -s "${tarball}" ]]; then
+    build_rootfs "${tarball}"
+    # Root filesystems of earlier recipes are never used again.
+    find "${CACHE_DIR}" -maxdepth 1 -name 'base-*.tar' ! -name "${tarball##*/}" -delete
+  fi
   "${engine}" import --change 'CMD ["python3"]' --change 'ENV LANG=C.UTF-8' \
     --change "LABEL ${KEY_LABEL}=${key}" "${tarball}" "${tag}" > /dev/null
   echo "${tag}"

@@ -40,7 +40,12 @@ def _machine() -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
     wrk = subprocess.run(["wrk", "--version"], check=False, capture_output=True, text=True).stdout.split("[")[0].strip()
-    return {"cpu": cpu, "cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
+    git = ["git", "-C", str(plan.REPO_DIR)]
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True)
+    dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], check=False,
+                           capture_output=True, text=True)
+    return {"commit": commit.stdout.strip() + ("+changes" if dirty.stdout.strip() else ""),
+            "cpu": cpu, "cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
             "wrk": wrk, "server_cpu": plan.SERVER_CPU, "client_cpu": plan.CLIENT_CPU}
 
 

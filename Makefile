@@ -22,8 +22,8 @@ $(VENV)/.prod: requirements.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.txt
 	touch $@
 
-$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.txt -r requirements-dev.txt
+$(VENV)/.dev: requirements.txt requirements-onnx.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements-onnx.txt -r requirements-dev.txt
 	touch $(VENV)/.prod $@
 
 venv: $(VENV)/.prod ## Create .venv with the pinned production dependencies.
@@ -49,6 +49,7 @@ lint: dev ## Static checks: ruff, shellcheck, hadolint, actionlint.
 
 lock: dev ## Re-pin requirements*.txt (with hashes) from requirements*.in.
 	$(BIN)/uv pip compile --quiet --native-tls --generate-hashes --python-version 3.11 requirements.in -o requirements.txt
+	$(BIN)/uv pip compile --quiet --native-tls --generate-hashes --python-version 3.11 requirements-onnx.in -o requirements-onnx.txt
 	$(BIN)/uv pip compile --quiet --native-tls --generate-hashes --python-version 3.11 requirements-dev.in -o requirements-dev.txt
 
 clean: ## Remove the virtual environment, the built model and caches.

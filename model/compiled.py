@@ -53,8 +53,11 @@ class OnnxEstimator:
     """The slice of the scikit-learn estimator API the server uses, backed by an ONNX Runtime session."""
 
     def __init__(self, path: pathlib.Path, classes=None):
-        import onnxruntime
-
+        try:
+            import onnxruntime
+        except ImportError:
+            raise ModelUnreadable(f"{path} is compiled for ONNX Runtime, which this installation lacks; install "
+                                  "requirements-onnx.txt (image: --build-arg REQUIREMENTS=requirements-onnx.txt)") from None
         options = onnxruntime.SessionOptions()
         # One thread per call: the server runs calls from many request threads, and Cloud Run's
         # instance has one vCPU; intra-op threads would only contend.

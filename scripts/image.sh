@@ -15,11 +15,12 @@ readonly CA_BUNDLE="${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 
 usage() {
   cat <<EOF
-Usage: ${0##*/} [-t IMAGE] [-e docker|podman] [-b BASE_IMAGE] [-s STORE_DIR]
+Usage: ${0##*/} [-t IMAGE] [-e docker|podman] [-b BASE_IMAGE] [-s STORE_DIR] [-r REQUIREMENTS]
   -t  image name (default: \$IMAGE or predict:latest)
   -e  engine (default: docker if its daemon answers, else podman)
   -b  base image (default: ${DEFAULT_BASE}, or a Debian stand-in when it cannot be pulled)
   -s  podman only: keep images in a private store under STORE_DIR (see storage.conf there)
+  -r  lock file to install (default: requirements.txt; requirements-onnx.txt adds ONNX Runtime)
 Build args SOURCE_URL, VCS_REF and VERSION default to the git remote, HEAD and git describe.
 A non-empty ${CA_BUNDLE} (env CA_BUNDLE) is passed as build secret "cacert" for pip.
 EOF
@@ -77,12 +78,14 @@ source_url() {
 
 main() {
   local image="${IMAGE:-predict:latest}" engine="" base="${DEFAULT_BASE}" store="" opt
-  while getopts "t:e:b:s:h" opt; do
+  local requirements="requirements.txt"
+  while getopts "t:e:b:s:r:h" opt; do
     case "${opt}" in
       t) image="${OPTARG}" ;;
       e) engine="${OPTARG}" ;;
       b) base="${OPTARG}" ;;
       s) store="${OPTARG}" ;;
+      r) requirements="${OPTARG}" ;;
       h) usage; return 0 ;;
       *) usage >&2; return 2 ;;
     esac
@@ -93,6 +96,7 @@ main() {
 
   local args=(build --tag "${image}" --file "${ROOT}/Dockerfile"
     --build-arg "BASE_IMAGE=${base}"
+    --build-arg "REQUIREMENTS=${requirements}"
     --build-arg "SOURCE_URL=${SOURCE_URL:-$(source_url)}"
     --build-arg "VCS_REF=${VCS_REF:-$(git -C "${ROOT}" rev-parse HEAD 2> /dev/null || true)}"
     --build-arg "VERSION=${VERSION:-$(git -C "${ROOT}" describe --tags --always --dirty 2> /dev/null || true)}"

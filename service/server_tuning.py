@@ -6,6 +6,7 @@ the server exits on its own inside Cloud Run's window. Importing main.py happens
 functions-framework builds its gunicorn application, which is why this hook works from there.
 """
 
+
 def apply(graceful_timeout_s: float) -> None:
     try:
         from functions_framework._http import gunicorn as ff_gunicorn
@@ -14,10 +15,14 @@ def apply(graceful_timeout_s: float) -> None:
     original = ff_gunicorn.GunicornApplication.load_config
     if getattr(original, "tuned", False):
         return
+
     def load_config(self):
         original(self)
         # gunicorn accepts whole seconds only (a float fails its validation and the server exits).
         self.cfg.set("graceful_timeout", max(1, int(graceful_timeout_s)))
+        # gunicorn's control socket lives in $HOME, which the image's user has not got; the server
+        # needs no runtime control, so leave it off rather than log an error at every start.
+        self.cfg.set("control_socket_disable", True)
 
     load_config.tuned = True
     ff_gunicorn.GunicornApplication.load_config = load_config

@@ -61,13 +61,12 @@ def _git_head() -> str:
     return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
 
 
-@pytest.fixture(scope="module")
-def image(podman):
-    """The image's name, built from the working tree exactly as `make image` builds it."""
+def _build(podman, *extra: str) -> str:
+    """Builds through scripts/image.sh, exactly as `make image` does, and returns the image's name."""
     tag = f"localhost/predict-test:{uuid.uuid4().hex[:8]}"
     head_before = _git_head()
     build = subprocess.run(
-        [str(REPO / "scripts" / "image.sh"), "-e", "podman", "-s", str(podman.store), "-t", tag],
+        [str(REPO / "scripts" / "image.sh"), "-e", "podman", "-s", str(podman.store), "-t", tag, *extra],
         env=podman.env,
         capture_output=True,
         text=True,
@@ -78,6 +77,18 @@ def image(podman):
     # Others may commit while the image builds: its revision is HEAD as of one of these moments.
     podman.built_at = {head_before, _git_head()}
     return tag
+
+
+@pytest.fixture(scope="module")
+def image(podman):
+    """The default image."""
+    return _build(podman)
+
+
+@pytest.fixture(scope="module")
+def onnx_image(podman):
+    """The variant with ONNX Runtime, for models compiled with `--runtime onnx`."""
+    return _build(podman, "-r", "requirements-onnx.txt")
 
 
 def _free_port() -> int:
@@ -190,15 +201,28 @@ def test_image_stops_cleanly_on_sigterm_within_10s(podman, image):
     assert elapsed < 10, f"{elapsed:.1f}s"
 
 
-def test_image_serves_an_onnx_model_from_a_mounted_directory(podman, image, tmp_path):
-    # The image drops ONNX Runtime's C API library; the Python binding must still load models.
-    out = tmp_path / "onnx"
+@pytest.fixture(scope="module")
+def onnx_model_mount(tmp_path_factory):
+    out = tmp_path_factory.mktemp("onnx")
     train = [sys.executable, "-m", "model", "train", "--runtime", "onnx", "--out", str(out)]
     subprocess.run(train, cwd=REPO, check=True, capture_output=True, timeout=300)
     out.chmod(0o755)
     for path in out.iterdir():
         path.chmod(0o644)
-    mount = ["--volume", f"{out}:/models/iris:ro", "--env", "MODEL_URI=/models/iris"]
-    with running(podman, image, *mount) as (_, url):
+    return ["--volume", f"{out}:/models/iris:ro", "--env", "MODEL_URI=/models/iris"]
+
+
+def test_onnx_variant_serves_an_onnx_model_from_a_mounted_directory(podman, onnx_image, onnx_model_mount):
+    # The image drops ONNX Runtime's C API library; the Python binding must still load models.
+    with running(podman, onnx_image, *onnx_model_mount) as (_, url):
         assert _predict(url).json()["predictions"] == [0]
         assert requests.get(url + "/", timeout=10).json()["format"] == "onnx"
+    size = int(podman("image", "inspect", "--format", "{{.Size}}", onnx_image).stdout.strip())
+    print(f"\nonnx variant image size: {size / 1e6:.1f} MB")
+
+
+def test_default_image_says_an_onnx_model_needs_the_variant(podman, image, onnx_model_mount):
+    with running(podman, image, *onnx_model_mount) as (_, url):
+        response = _predict(url)
+    assert response.status_code == 503
+    assert "requirements-onnx.txt" in response.json()["error"]["message"]

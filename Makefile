@@ -9,8 +9,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8080
 PYTEST_ARGS ?=
+IMAGE ?= predict:latest
 
-.PHONY: help venv dev model run test lint lock image bench fuzz clean
+.PHONY: help venv dev model run test lint lock image bench fuzz soak clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-7s %s\n", $$1, $$2}'
@@ -51,6 +52,18 @@ lock: dev ## Re-pin requirements*.txt (with hashes) from requirements*.in.
 	$(BIN)/uv pip compile --quiet --native-tls --generate-hashes --python-version 3.11 requirements.in -o requirements.txt
 	$(BIN)/uv pip compile --quiet --native-tls --generate-hashes --python-version 3.11 requirements-onnx.in -o requirements-onnx.txt
 	$(BIN)/uv pip compile --quiet --native-tls --generate-hashes --python-version 3.11 requirements-dev.in -o requirements-dev.txt
+
+image: ## Build the container image as $(IMAGE) (docker if its daemon answers, else podman).
+	IMAGE=$(IMAGE) scripts/image.sh
+
+bench: dev ## Benchmark against FastAPI, MLServer and the in-process floor (about 10 minutes).
+	$(BIN)/python -m bench
+
+fuzz: dev model ## A long fuzz run of the running function (FUZZ_EXAMPLES, default here 5000).
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-5000} $(BIN)/python -m pytest tests/test_fuzz.py -p no:cacheprovider -s
+
+soak: dev model ## A 2-minute soak at concurrency 32 against the real server (SOAK_SECONDS).
+	SOAK_SECONDS=$${SOAK_SECONDS:-120} $(BIN)/python -m pytest tests/test_load.py -k soak -s
 
 clean: ## Remove the virtual environment, the built model and caches.
 	rm -rf $(VENV) model/artifacts .pytest_cache .ruff_cache .hypothesis

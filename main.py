@@ -42,7 +42,9 @@ def _framework_error(e: werkzeug.exceptions.HTTPException) -> flask.Response:
     """Errors raised by the framework before `predict` runs (e.g. /favicon.ico) get our JSON shape too."""
     error = errors.HttpError(e.description or e.name)
     error.code, error.status = e.code or 500, (e.name or "ERROR").upper().replace(" ", "_")
-    return _json(error.code, routes.Reply(error.code, error.body()).encode(), {})
+    # Paths the framework's router rejects (e.g. a newline in /v2/models/%0A) keep their protocol's shape.
+    v2 = flask.request.path.startswith("/v2/")
+    return _json(error.code, routes.Reply(error.code, error.body(v2)).encode(), {})
 
 
 @functions_framework.errorhandler(Exception)

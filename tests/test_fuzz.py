@@ -231,6 +231,15 @@ def test_fuzz_regression_huge_finite_values_answer_400(make_client, trained, kin
     assert client.post("/predict", json={"features": [5.1, 3.4e38, 1.4, 0.2]}).status_code == 200
 
 
+@pytest.mark.parametrize("path, v2", [("/v2/models/%0A", True), ("/v2/models/a%0Ab/infer", True), ("/v1/models/%0A", False)])
+def test_fuzz_regression_paths_the_router_rejects_keep_their_protocols_shape(make_client, model_dir, path, v2):
+    client = make_client(MODEL_URI=model_dir, MODEL_WARMUP="false")
+    response = client.get(path)
+    assert response.status_code == 404
+    assert isinstance(response.get_json()["error"], str) == v2
+    check_reply(path, "GET", 404, response.get_data())
+
+
 def raw_exchange(port: int, head: bytes, body: bytes) -> bytes:
     """Sends a request, half-closes, and reads the whole answer (the server may keep the socket open)."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:

@@ -7,7 +7,9 @@ file reuses the cached one (a marker file says the install finished).
 """
 
 import hashlib
+import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -28,6 +30,14 @@ def _base_python() -> str:
     return str(pathlib.Path(sys.base_prefix) / "bin" / version)
 
 
+def _uv() -> str:
+    # uv from our own venv (a dev dependency) first, then from PATH.
+    found = shutil.which("uv", path=os.pathsep.join([str(pathlib.Path(sys.executable).parent), os.environ["PATH"]]))
+    if found is None:
+        raise FileNotFoundError("uv is needed to build the benchmark's venvs: add it to requirements-dev or PATH")
+    return found
+
+
 def ensure(system: str, log=print) -> pathlib.Path:
     """Returns the bin/ directory of the system's venv, creating it first if needed."""
     requirements = REQUIREMENTS[system]
@@ -36,10 +46,10 @@ def ensure(system: str, log=print) -> pathlib.Path:
     if (venv / _DONE_MARKER).exists():
         return venv / "bin"
     log(f"installing {system} into {venv.relative_to(VENVS_DIR.parent.parent)} ...")
-    subprocess.run(["uv", "venv", "-q", "--clear", "--python", _base_python(), str(venv)], check=True)
+    subprocess.run([_uv(), "venv", "-q", "--clear", "--python", _base_python(), str(venv)], check=True)
     # Byte-compiled at install time, so no system pays for compiling on its first cold start.
     subprocess.run(
-        ["uv", "pip", "install", "-q", "--native-tls", "--compile-bytecode",
+        [_uv(), "pip", "install", "-q", "--native-tls", "--compile-bytecode",
          "--python", str(venv / "bin" / "python"), "-r", str(requirements)],
         check=True,
     )

@@ -54,8 +54,9 @@ def _json(obj) -> bytes:
 
 def _ours(model: ModelFiles, work: pathlib.Path, bin_dir: pathlib.Path) -> Launch:
     port = free_port()
-    # The image's CMD and defaults: one gunicorn worker with 16 threads.
-    env = _env({"WORKERS": "1", "THREADS": "16", "MODEL_URI": str(model.ours_dir), "PORT": str(port)})
+    # The image's CMD and its ENV (Dockerfile): one gunicorn worker with 16 threads, no worker timeout.
+    env = _env({"WORKERS": "1", "THREADS": "16", "CLOUD_RUN_TIMEOUT_SECONDS": "0", "PYTHONUNBUFFERED": "1",
+                "MODEL_URI": str(model.ours_dir), "PORT": str(port)})
     return Launch(
         cmd=[str(bin_dir / "functions-framework"), "--target=predict", "--host=127.0.0.1", f"--port={port}"],
         env=env, cwd=REPO_DIR, port=port, path="/predict",

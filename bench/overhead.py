@@ -2,7 +2,7 @@
 
 Times one single-row request, in this process on the server CPU, through each layer in turn: the bare
 `estimator.predict`, the predictor (batcher included), the router (`service.routes`: parse, validate,
-log line), and the Flask app that functions-framework builds (no HTTP server). What is left between
+log line), and the Flask app that functions-framework builds, called as WSGI (no HTTP server). What is left between
 the Flask figure and the benchmark's c=1 p50 is gunicorn, the socket, and wrk.
 """
 
@@ -15,6 +15,7 @@ import sys
 import time
 
 import numpy as np
+from werkzeug.test import EnvironBuilder
 
 from bench import fit, plan
 
@@ -46,7 +47,12 @@ def main(argv: list[str]) -> int:
     body = (b'{"features":[' + ",".join(map(repr, model_files.row)).encode() + b"]}")
     headers = {"Content-Type": "application/json"}
     predictor = function.APP._predictor_for(model)
-    client = functions_framework.create_app("predict", str(plan.REPO_DIR / "main.py")).test_client()
+    wsgi = functions_framework.create_app("predict", str(plan.REPO_DIR / "main.py"))
+    environ = EnvironBuilder(path="/predict", method="POST", data=body, headers=headers).get_environ()
+
+    def flask_app():
+        # The WSGI call gunicorn makes, minus gunicorn: a fresh environ and body stream per request.
+        b"".join(wsgi({**environ, "wsgi.input": io.BytesIO(body)}, lambda status, headers, exc=None: None))
 
     def route():
         function.APP.handle("POST", "/predict", headers, len(body), io.BytesIO(body).read)
@@ -55,7 +61,7 @@ def main(argv: list[str]) -> int:
         "estimator.predict": lambda: model.estimator.predict(rows),
         "predictor (batcher)": lambda: predictor(rows),
         "router (parse, validate, log)": route,
-        "flask test client": lambda: client.post("/predict", data=body, headers=headers),
+        "flask app (WSGI call)": flask_app,
     }
     results = {}
     logger = logging.getLogger("request")

@@ -1,7 +1,8 @@
 """Finding credentials: key-shaped strings in files, and files named like credentials.
 
-`scan_tree(path)` walks a directory (a checkout, or a container's exported root filesystem);
-`scan_bytes(name, data)` checks one file's content. Each finding is "<where>: <what>", never the
+`scan_tree(path)` walks a directory (a checkout, or an unpacked root filesystem); `scan_tar(path)`
+reads a tar stream such as `podman export CONTAINER` writes, without unpacking it; `scan_bytes(name,
+data)` checks one file's content. Each finding is "<where>: <what>", never the
 secret itself. The patterns need the shape of real key material, so code that merely names a field
 (`"private_key"`) or a prefix does not trip them.
 """
@@ -10,6 +11,7 @@ import fnmatch
 import os
 import pathlib
 import re
+import tarfile
 
 PATTERNS = {
     # The marker alone is in every crypto library; key material is the marker and then base64 (after a
@@ -60,4 +62,16 @@ def scan_tree(path) -> list[str]:
             except OSError:
                 continue
             findings += scan_bytes(shown, data)
+    return findings
+
+
+def scan_tar(path) -> list[str]:
+    """Findings for every regular file in a tar archive (e.g. a container's exported filesystem)."""
+    findings = []
+    with tarfile.open(path) as archive:
+        for member in archive:
+            shown = "/" + member.name.lstrip("./")
+            findings += scan_name(shown)
+            if member.isfile() and not any(shown.startswith(d + "/") for d in SKIP_DIRS):
+                findings += scan_bytes(shown, archive.extractfile(member).read(MAX_BYTES))
     return findings

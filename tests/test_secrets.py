@@ -4,12 +4,14 @@ tests/secret_scan.py holds the patterns; `scan_tree` is also what scans the imag
 """
 
 import subprocess
+import tarfile
 
 from tests import secret_scan
 from tests.conftest import REPO
 
 # Built at run time so that this file itself holds no key-shaped string.
-PEM = "-----BEGIN " + "PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDY2x5KmR+f3lGq\n-----END " + "PRIVATE KEY-----\n"
+PEM = ("-----BEGIN " + "PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDY2x5KmR+f3lGq\n"
+       "-----END " + "PRIVATE KEY-----\n")
 PLANTED = {
     "app/config.py": "API_KEY = '" + "AIza" + "Sy" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q" + "'\n",
     "keys/deploy.json": '{"type": "service_account", "private_key": "' + PEM.replace("\n", "\\n") + '"}',
@@ -58,3 +60,15 @@ def test_secrets_scan_tree_finds_planted_keys_and_passes_clean_files(tmp_path):
         "/home/.ssh/notes.txt: PEM private key",
         "/work/gha-creds-0123abcd.json: file named like a credential (gha-creds-*.json)",
     ])
+
+
+def test_secrets_scan_tar_reads_an_exported_filesystem_without_unpacking(tmp_path):
+    root = tmp_path / "root"
+    for name, text in PLANTED.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    with tarfile.open(tmp_path / "rootfs.tar", "w") as archive:  # the layout `podman export` writes
+        for path in sorted(root.rglob("*")):
+            archive.add(path, arcname=str(path.relative_to(root)), recursive=False)
+    assert sorted(secret_scan.scan_tar(tmp_path / "rootfs.tar")) == sorted(secret_scan.scan_tree(root))
+    assert len(secret_scan.scan_tar(tmp_path / "rootfs.tar")) == 5

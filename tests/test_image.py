@@ -226,3 +226,14 @@ def test_default_image_says_an_onnx_model_needs_the_variant(podman, image, onnx_
         response = _predict(url)
     assert response.status_code == 503
     assert "requirements-onnx.txt" in response.json()["error"]["message"]
+
+
+def test_image_holds_no_credentials(podman, image, tmp_path):
+    from tests.secret_scan import scan_tar
+
+    container = podman("create", image).stdout.strip()
+    try:
+        podman("export", "-o", str(tmp_path / "rootfs.tar"), container)
+    finally:
+        podman("rm", container, check=False)
+    assert scan_tar(tmp_path / "rootfs.tar") == []

@@ -12,13 +12,11 @@ call fails, each request in it is run alone, so one request's problem stays its 
 
 import threading
 
-import numpy as np
-
 
 class _Job:
     __slots__ = ("rows", "proba", "event", "batch", "result", "error")
 
-    def __init__(self, rows: np.ndarray, proba: bool):
+    def __init__(self, rows, proba: bool):
         self.rows, self.proba = rows, proba
         self.event = threading.Event()
         self.batch: list[_Job] | None = None
@@ -35,7 +33,7 @@ class Batcher:
         self._busy = False
         self._queue: list[_Job] = []
 
-    def __call__(self, rows: np.ndarray, proba: bool):
+    def __call__(self, rows, proba: bool):
         job = _Job(rows, proba)
         with self._lock:
             lead = not self._busy
@@ -80,6 +78,8 @@ class Batcher:
             self._run_one(batch[0])
         else:
             try:
+                import numpy as np  # in the worker only, like every model call
+
                 labels, _ = self._predict(np.concatenate([job.rows for job in batch]), False)
                 start = 0
                 for job in batch:

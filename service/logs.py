@@ -9,6 +9,7 @@ import json
 import logging
 import re
 import sys
+import threading
 
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 _CLOUD_TRACE = re.compile(r"^([0-9a-fA-F]{32})(?:/(\d+))?")
@@ -39,12 +40,37 @@ class JsonFormatter(logging.Formatter):
 def configure(level: str, revision: str | None, service: str | None) -> None:
     """Sends the `model` and `request` loggers to stdout as JSON lines; idempotent."""
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter({k: v for k, v in (("service", service), ("revision", revision)) if v}))
+    handler.setFormatter(JsonFormatter(_static(revision, service)))
     for name in ("model", "request", "service"):
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]
         logger.setLevel(level)
         logger.propagate = False
+
+
+def _static(revision: str | None, service: str | None) -> dict:
+    return {k: v for k, v in (("service", service), ("revision", revision)) if v}
+
+
+class RequestLog:
+    """The one line per request, written straight to stdout in the same shape as the logger's lines.
+
+    It runs on every request, so it skips the logging module's record and formatter machinery, which
+    cost about three times as much; errors with stack traces still go through the `request` logger.
+    """
+
+    def __init__(self, level: str, revision: str | None, service: str | None):
+        self.enabled = logging.getLevelName(level) <= logging.INFO
+        self._static = _static(revision, service)
+        self._lock = threading.Lock()
+
+    def write(self, severity: str, message: str, fields: dict) -> None:
+        now = datetime.datetime.now(datetime.UTC).isoformat()
+        line = json.dumps({"severity": severity, "message": message, "time": now, "logger": "request",
+                           **self._static, **fields}, default=str)
+        with self._lock:  # one write per line, never interleaved with another thread's
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
 
 
 def trace_fields(headers, project: str | None) -> dict:

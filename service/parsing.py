@@ -1,17 +1,18 @@
 """Turning request bodies into a validated float matrix, before the model sees anything.
 
+numpy is imported on first use, in the server's worker: gunicorn's master imports this module too,
+and a copy of numpy there would only take memory.
+
 Every problem raises an HttpError subclass whose message says what was wrong and what was expected.
 """
 
 import json
 
-import numpy as np
-
 from service.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 _CHUNK = 64 * 1024
 _NUMBER = (int, float)
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max
 
 
 def check_content_type(content_type: str | None) -> None:
@@ -75,7 +76,7 @@ def _describe(value) -> str:
     return "null" if value is None else _JSON_TYPES.get(type(value), type(value).__name__)
 
 
-def to_matrix(instances, features: list[str], max_rows: int, allow_nan: bool, what: str = "instances") -> np.ndarray:
+def to_matrix(instances, features: list[str], max_rows: int, allow_nan: bool, what: str = "instances"):
     """Rows given as arrays of numbers or objects keyed by feature name -> float64 matrix."""
     if not isinstance(instances, list):
         raise BadRequest(f'"{what}" must be an array of rows, got {_describe(instances)}')
@@ -99,6 +100,8 @@ def to_matrix(instances, features: list[str], max_rows: int, allow_nan: bool, wh
                 raise BadRequest(f"row {i}, feature {j} ({features[j]}) must be a number, got {_describe(value)}")
         rows.append(row)
     try:
+        import numpy as np
+
         matrix = np.array(rows, dtype=np.float64)
     except OverflowError:
         raise BadRequest("a value is too large to be a 64-bit float") from None
@@ -116,7 +119,9 @@ def _row_from_object(row: dict, index: dict, features: list[str], i: int) -> lis
     return [row[f] for f in features]
 
 
-def check_finite(matrix: np.ndarray, allow_nan: bool) -> None:
+def check_finite(matrix, allow_nan: bool) -> None:
+    import numpy as np
+
     if np.isfinite(matrix).all():
         _check_magnitude(matrix)
         return
@@ -129,7 +134,9 @@ def check_finite(matrix: np.ndarray, allow_nan: bool) -> None:
     _check_magnitude(matrix)
 
 
-def _check_magnitude(matrix: np.ndarray) -> None:
+def _check_magnitude(matrix) -> None:
+    import numpy as np
+
     # Beyond float32's range, tree models (which compute in float32) see infinity and scalers overflow
     # float64, and scikit-learn raises mid-prediction; no real feature is that large.
     too_large = np.abs(matrix) > _FLOAT32_MAX  # NaN compares False

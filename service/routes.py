@@ -43,6 +43,7 @@ class FunctionApp:
     def __init__(self, settings, holder):
         self._settings = settings
         self._holder = holder
+        self._request_log = logs.RequestLog(settings.log_level, settings.revision, settings.service)
         self._predictor: Predictor | None = None
         self._predictor_lock = threading.Lock()
         model = r"/(?P<name>[^/:]+)"
@@ -72,13 +73,17 @@ class FunctionApp:
             log.exception("unhandled error", extra={"path": path})
             e = errors.Internal()
             reply = Reply(e.code, e.body(v2))
-        latency_ms = (time.perf_counter() - started) * 1000
-        log.log(logging.WARNING if reply.status >= 500 else logging.INFO, f"{method} {path} {reply.status}", extra={
-            "httpRequest": {"requestMethod": method, "requestUrl": path, "status": reply.status,
-                            "latency": f"{latency_ms / 1000:.6f}s", "userAgent": headers.get("User-Agent", "")},
-            "status": reply.status, "rows": reply.rows, "latency_ms": round(latency_ms, 3),
-            **logs.trace_fields(headers, self._settings.project)})
+        severity = "WARNING" if reply.status >= 500 else "INFO"
+        if severity == "WARNING" or self._request_log.enabled:
+            self._log_request(severity, method, path, headers, reply, time.perf_counter() - started)
         return reply
+
+    def _log_request(self, severity, method, path, headers, reply, seconds) -> None:
+        self._request_log.write(severity, f"{method} {path} {reply.status}", {
+            "httpRequest": {"requestMethod": method, "requestUrl": path, "status": reply.status,
+                            "latency": f"{seconds:.6f}s", "userAgent": headers.get("User-Agent", "")},
+            "status": reply.status, "rows": reply.rows, "latency_ms": round(seconds * 1000, 3),
+            **logs.trace_fields(headers, self._settings.project)})
 
     def _dispatch(self, method, path, headers, content_length, read) -> Reply:
         method = "GET" if method == "HEAD" else method

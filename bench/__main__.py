@@ -61,10 +61,10 @@ def main(argv: list[str]) -> int:
     work = plan.RESULTS_DIR / "work"
     work.mkdir(parents=True, exist_ok=True)
     os.sched_setaffinity(0, {plan.CLIENT_CPU})  # the harness shares the load generator's CPU
-    models = [fit.prepare(name, work, with_ours=systems.OURS in names) for name in model_names]
-    if systems.OURS in names and any(m.ours_dir is None for m in models):
+    models = [fit.prepare(name, work, with_ours=any(s in names for s in systems.OWN)) for name in model_names]
+    if any(s in names for s in systems.OWN) and any(m.ours_dir is None for m in models):
         _log("`python -m model train` is not available yet: measuring without our function")
-        names.remove(systems.OURS)
+        names = [s for s in names if s not in systems.OWN]
     # The floor runs in our function's venv: the same production stack, minus the server.
     bins = {name: venvs.ensure(name, _log) for name in venvs.REQUIREMENTS if name in names or name == systems.OURS}
     bins[systems.FLOOR] = bins[systems.OURS]

@@ -27,6 +27,7 @@ class ModelFiles:
     name: str  # "forest" or "logreg"
     joblib_path: pathlib.Path  # what the peers and the in-process floor load
     ours_dir: pathlib.Path | None  # what MODEL_URI points at; None without `python -m model train`
+    ours_onnx_dir: pathlib.Path | None  # the same estimator compiled with `--runtime onnx`
     row: list[float]  # the single-row request
     batch: list[list[float]]  # the 256-row request
     expected_row: object  # what every system must answer for `row`
@@ -41,10 +42,10 @@ def _request_rows() -> tuple[list[float], list[list[float]]]:
     return row, batch
 
 
-def _train_ours(estimator: str, out: pathlib.Path) -> bool:
+def _train_ours(estimator: str, out: pathlib.Path, runtime: str = "sklearn") -> bool:
     if not (REPO_DIR / "model" / "__main__.py").exists():
         return False
-    cmd = [sys.executable, "-m", "model", "train", "--estimator", estimator, "--out", str(out)]
+    cmd = [sys.executable, "-m", "model", "train", "--estimator", estimator, "--runtime", runtime, "--out", str(out)]
     subprocess.run(cmd, cwd=REPO_DIR, check=True, capture_output=True, text=True)
     return True
 
@@ -74,6 +75,9 @@ def prepare(name: str, work_dir: pathlib.Path, with_ours: bool = True) -> ModelF
     """Fits model `name` into `work_dir` and computes the answers every system must give."""
     ours_dir = work_dir / f"ours-{name}"
     have_ours = with_ours and _train_ours(name, ours_dir)
+    # Training is deterministic, so the compiled copy holds the very same fitted estimator.
+    onnx_dir = work_dir / f"ours-onnx-{name}"
+    have_onnx = have_ours and _train_ours(name, onnx_dir, runtime="onnx")
     estimator = _load_ours(ours_dir) if have_ours else _fit_here(name)
     joblib_path = work_dir / f"{name}.joblib"
     joblib.dump(estimator, joblib_path)
@@ -82,6 +86,7 @@ def prepare(name: str, work_dir: pathlib.Path, with_ours: bool = True) -> ModelF
         name=name,
         joblib_path=joblib_path,
         ours_dir=ours_dir if have_ours else None,
+        ours_onnx_dir=onnx_dir if have_onnx else None,
         row=row,
         batch=batch,
         expected_row=estimator.predict(np.asarray([row])).tolist()[0],

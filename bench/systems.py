@@ -15,11 +15,13 @@ from collections.abc import Callable
 from bench.fit import ModelFiles
 from bench.plan import PEERS_DIR, REPO_DIR, THREAD_ENV
 
-OURS, FASTAPI, MLSERVER, FLOOR = "ours", "fastapi", "mlserver", "floor"
-SERVERS = (OURS, FASTAPI, MLSERVER)
+OURS, OURS_ONNX, FASTAPI, MLSERVER, FLOOR = "ours", "ours-onnx", "fastapi", "mlserver", "floor"
+SERVERS = (OURS, OURS_ONNX, FASTAPI, MLSERVER)
+OWN = (OURS, OURS_ONNX)
 PEERS = (FASTAPI, MLSERVER)
 LABELS = {
     OURS: "this function (functions-framework)",
+    OURS_ONNX: "this function, --runtime onnx",
     FASTAPI: "FastAPI + uvicorn",
     MLSERVER: "MLServer 1.7.1 (V2)",
     FLOOR: "in-process model.predict",
@@ -52,17 +54,22 @@ def _json(obj) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
-def _ours(model: ModelFiles, work: pathlib.Path, bin_dir: pathlib.Path) -> Launch:
+def _ours(model: ModelFiles, work: pathlib.Path, bin_dir: pathlib.Path, model_dir=None) -> Launch:
     port = free_port()
     # The image's CMD and its ENV (Dockerfile): one gunicorn worker with 16 threads, no worker timeout.
     env = _env({"WORKERS": "1", "THREADS": "16", "CLOUD_RUN_TIMEOUT_SECONDS": "0", "PYTHONUNBUFFERED": "1",
-                "MODEL_URI": str(model.ours_dir), "PORT": str(port)})
+                "MODEL_URI": str(model_dir or model.ours_dir), "PORT": str(port)})
     return Launch(
         cmd=[str(bin_dir / "functions-framework"), "--target=predict", "--host=127.0.0.1", f"--port={port}"],
         env=env, cwd=REPO_DIR, port=port, path="/predict",
         row_body=_json({"features": model.row}), batch_body=_json({"instances": model.batch}),
         predictions=lambda body: body["predictions"],
     )
+
+
+def _ours_onnx(model: ModelFiles, work: pathlib.Path, bin_dir: pathlib.Path) -> Launch:
+    """The same function and server, serving the model compiled with `--runtime onnx` (the image variant)."""
+    return _ours(model, work, bin_dir, model_dir=model.ours_onnx_dir)
 
 
 def _fastapi(model: ModelFiles, work: pathlib.Path, bin_dir: pathlib.Path) -> Launch:
@@ -100,7 +107,7 @@ def _mlserver(model: ModelFiles, work: pathlib.Path, bin_dir: pathlib.Path) -> L
     )
 
 
-BUILDERS = {OURS: _ours, FASTAPI: _fastapi, MLSERVER: _mlserver}
+BUILDERS = {OURS: _ours, OURS_ONNX: _ours_onnx, FASTAPI: _fastapi, MLSERVER: _mlserver}
 
 
 def launch(system: str, model: ModelFiles, work: pathlib.Path, bin_dir: pathlib.Path) -> Launch:

@@ -17,6 +17,7 @@ from bench.plan import PEERS_DIR, REPO_DIR, VENVS_DIR
 
 REQUIREMENTS = {
     "ours": REPO_DIR / "requirements.txt",
+    "ours-onnx": REPO_DIR / "requirements-onnx.txt",
     "fastapi": PEERS_DIR / "fastapi.txt",
     "mlserver": PEERS_DIR / "mlserver.txt",
 }

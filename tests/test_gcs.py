@@ -13,7 +13,7 @@ import pytest
 import requests
 from google.cloud import storage
 
-from model import gcs, publish
+from model import gcs, gcs_client, publish
 from model.errors import ModelIntegrityError, ModelNotFound, SourceUnavailable
 from model.sources import FetchOptions, fetch
 from tests.conftest import IRIS_ROW, REPO
@@ -294,7 +294,7 @@ def test_client_is_created_once_per_process(server):
 
 
 def _child_sees_no_client(queue):
-    queue.put(gcs._client is None)
+    queue.put(gcs_client._client is None)
 
 
 def test_client_is_not_inherited_across_fork(server):

@@ -64,9 +64,9 @@ COPY --from=build /app /app
 # imports (listed by the build stage), or every cold start compiles them in memory again.
 RUN python3 -m compileall -q -i /opt/venv/stdlib-imports.txt
 
-# WORKERS=1, THREADS=16: Cloud Run gives an instance 1 vCPU, so a second process would only
-# duplicate the model in memory and split the micro-batcher's queue; threads give the concurrency
-# (Cloud Run's --concurrency=16 to match) that lets requests meet in one batch. No gunicorn worker
+# WORKERS=1: Cloud Run gives an instance 1 vCPU, so a second process would only duplicate the model
+# in memory and split the micro-batcher's queue; the worker's event loop gives the concurrency
+# (Cloud Run's --concurrency=16) that lets requests meet in one batch. No gunicorn worker
 # timeout (0): Cloud Run enforces the request timeout itself, and a gunicorn timeout would kill the
 # only worker, model and all. Each is functions-framework's own knob, settable at deploy time.
 ENV VIRTUAL_ENV=/opt/venv \
@@ -75,7 +75,6 @@ ENV VIRTUAL_ENV=/opt/venv \
     PYTHONDONTWRITEBYTECODE=1 \
     PORT=8080 \
     WORKERS=1 \
-    THREADS=16 \
     CLOUD_RUN_TIMEOUT_SECONDS=0
 
 WORKDIR /app

@@ -56,8 +56,8 @@ def _json(obj) -> bytes:
 
 def _ours(model: ModelFiles, work: pathlib.Path, bin_dir: pathlib.Path, model_dir=None) -> Launch:
     port = free_port()
-    # The image's CMD and its ENV (Dockerfile): one gunicorn worker with 16 threads, no worker timeout.
-    env = _env({"WORKERS": "1", "THREADS": "16", "CLOUD_RUN_TIMEOUT_SECONDS": "0", "PYTHONUNBUFFERED": "1",
+    # The image's CMD and its ENV (Dockerfile): one gunicorn worker, no worker timeout.
+    env = _env({"WORKERS": "1", "CLOUD_RUN_TIMEOUT_SECONDS": "0", "PYTHONUNBUFFERED": "1",
                 "MODEL_URI": str(model_dir or model.ours_dir), "PORT": str(port)})
     return Launch(
         cmd=[str(bin_dir / "functions-framework"), "--target=predict", "--host=127.0.0.1", f"--port={port}"],

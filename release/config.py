@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 from release.errors import UsageError
 
-# Service settings users tune: (env var, default, meaning). CONCURRENCY matches the image's
-# THREADS=16 gthreads, so Cloud Run never queues more requests on an instance than it can serve.
+# Service settings users tune: (env var, default, meaning). CONCURRENCY is how many requests Cloud Run
+# sends one instance at once: they share its event loop and meet in its micro-batcher.
 SETTINGS = (
     ("RUN_CPU", "1", "vCPUs per instance (--cpu)"),
     ("RUN_MEMORY", "1Gi", "memory per instance (--memory)"),
-    ("RUN_CONCURRENCY", "16", "requests per instance (--concurrency); also sent as THREADS"),
+    ("RUN_CONCURRENCY", "16", "requests per instance (--concurrency)"),
     ("RUN_MIN_INSTANCES", "0", "instances kept warm (--min-instances)"),
     ("RUN_MAX_INSTANCES", "10", "upper bound on instances (--max-instances)"),
     ("RUN_CPU_BOOST", "true", "startup CPU boost while the model loads (--cpu-boost)"),
@@ -100,7 +100,8 @@ def deploy_flags(environ=os.environ, creating=True):
     ]
     if _setting(environ, "RUN_SERVICE_ACCOUNT"):
         flags.append(f"--service-account={_setting(environ, 'RUN_SERVICE_ACCOUNT')}")
-    env = {"THREADS": str(concurrency)}
+    # The project turns the function's trace ids into full Cloud Logging trace names.
+    env = {"GOOGLE_CLOUD_PROJECT": environ.get("PROJECT_ID", "")}
     env.update({k: v for k, v in sorted(environ.items()) if k.startswith(MODEL_PREFIX) and v})
     flags.append(f"--set-env-vars={_env_flag(env)}")
     return flags

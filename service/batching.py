@@ -1,8 +1,9 @@
 """Adaptive micro-batching: rows of requests that arrive while the model is busy share the next call.
 
-A request that finds the model idle runs at once, in its own thread, so a lone client sees no added
-latency. Requests that arrive during a call queue up; when the call ends, the first of them runs one
-model call for the queued label requests (up to `max_rows` rows) and hands the results out. A
+The model runs in one thread of its own, so the event loop keeps reading requests while it works.
+A request that finds the model idle is sent to it at once, so a lone client sees no added latency.
+Requests that arrive during a call queue up; when the call ends, the queued label requests go to the
+model together, as one call (up to `max_rows` rows), and each gets its own slice of the answer. A
 scikit-learn call costs about the same for 1 row as for hundreds, so throughput under concurrency
 grows with the batch. Labels are computed row by row, so they are identical whatever the batch.
 Class probabilities of linear models are not bit-stable across batch sizes (BLAS sums in another
@@ -10,88 +11,87 @@ order), so requests for probabilities are never merged: each runs in a call of i
 call fails, each request in it is run alone, so one request's problem stays its own.
 """
 
-import threading
-
-
-class _Job:
-    __slots__ = ("rows", "proba", "event", "batch", "result", "error")
-
-    def __init__(self, rows, proba: bool):
-        self.rows, self.proba = rows, proba
-        self.event = threading.Event()
-        self.batch: list[_Job] | None = None
-        self.result = self.error = None
+import asyncio
+import concurrent.futures
 
 
 class Batcher:
-    """Runs `predict(rows, proba) -> (labels, probabilities or None)` for concurrent callers, coalescing."""
+    """Awaitable `predict(rows, proba) -> (labels, probabilities or None)`, coalescing concurrent callers."""
 
-    def __init__(self, predict, max_rows: int = 1024):
+    def __init__(self, predict, max_rows: int = 1024, merge: bool = True):
         self._predict = predict
         self._max_rows = max_rows
-        self._lock = threading.Lock()
+        self._merge = merge
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="model")
         self._busy = False
-        self._queue: list[_Job] = []
+        self._queue: list[tuple] = []  # (rows, proba, future)
+        self._tasks: set[asyncio.Task] = set()
 
-    def __call__(self, rows, proba: bool):
-        job = _Job(rows, proba)
-        with self._lock:
-            lead = not self._busy
-            if lead:
-                self._busy = True
-            else:
-                self._queue.append(job)
-        if not lead:
-            job.event.wait()
-        if lead or job.batch is not None:
-            self._run(job.batch or [job])
-            self._hand_off()
-        if job.error is not None:
-            raise job.error
-        return job.result
+    async def __call__(self, rows, proba: bool):
+        loop = asyncio.get_running_loop()
+        if self._busy:
+            future = loop.create_future()
+            self._queue.append((rows, proba, future))
+            return await future
+        self._busy = True
+        try:
+            return await loop.run_in_executor(self._executor, self._predict, rows, proba)
+        finally:
+            self._next(loop)
 
-    def _hand_off(self) -> None:
-        """Gives the next batch to its first job's thread to run, or marks the model idle."""
-        with self._lock:
-            if not self._queue:
-                self._busy = False
-                return
-            batch = self._next_batch()
-        batch[0].batch = batch
-        batch[0].event.set()
+    def _next(self, loop) -> None:
+        """Starts the next batch from the queue, or marks the model idle."""
+        if not self._queue:
+            self._busy = False
+            return
+        task = loop.create_task(self._run(loop, self._take()))
+        self._tasks.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(self._tasks.discard)
 
-    def _next_batch(self) -> list[_Job]:
-        if self._queue[0].proba:
+    def _take(self) -> list[tuple]:
+        if self._queue[0][1] or not self._merge:
             return [self._queue.pop(0)]
         batch, rest, size = [], [], 0
         for job in self._queue:
-            if job.proba or (batch and size + len(job.rows) > self._max_rows):
+            if job[1] or (batch and size + len(job[0]) > self._max_rows):
                 rest.append(job)
             else:
                 batch.append(job)
-                size += len(job.rows)
+                size += len(job[0])
         self._queue = rest
         return batch
 
-    def _run(self, batch: list[_Job]) -> None:
-        if len(batch) == 1:
-            self._run_one(batch[0])
-        else:
-            try:
-                import numpy as np  # in the worker only, like every model call
-
-                labels, _ = self._predict(np.concatenate([job.rows for job in batch]), False)
-                start = 0
-                for job in batch:
-                    job.result, start = (labels[start:start + len(job.rows)], None), start + len(job.rows)
-            except Exception:
-                for job in batch:
-                    self._run_one(job)
-        for job in batch[1:]:
-            job.event.set()
-
-    def _run_one(self, job: _Job) -> None:
+    async def _run(self, loop, batch: list[tuple]) -> None:
         try:
-            job.result = self._predict(job.rows, job.proba)
-        except Exception as e:
-            job.error = e
+            if len(batch) > 1:
+                try:
+                    await self._run_merged(loop, batch)
+                    return
+                except Exception:  # noqa: BLE001 - retried one by one below, so each gets its own error
+                    pass
+            for rows, proba, future in batch:
+                try:
+                    _settle(future, await loop.run_in_executor(self._executor, self._predict, rows, proba))
+                except Exception as e:  # noqa: BLE001 - handed to the request it belongs to
+                    _settle(future, error=e)
+        finally:
+            self._next(loop)
+
+    async def _run_merged(self, loop, batch: list[tuple]) -> None:
+        import numpy as np  # in the worker only, like every model call
+
+        rows = np.concatenate([job[0] for job in batch])
+        labels, _ = await loop.run_in_executor(self._executor, self._predict, rows, False)
+        start = 0
+        for job_rows, _, future in batch:
+            _settle(future, (labels[start:start + len(job_rows)], None))
+            start += len(job_rows)
+
+
+def _settle(future: asyncio.Future, result=None, error: Exception | None = None) -> None:
+    if future.done():  # the client went away and its request was cancelled
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)

@@ -10,7 +10,6 @@ import json
 
 from service.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
-_CHUNK = 64 * 1024
 _NUMBER = (int, float)
 _FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max
 
@@ -26,17 +25,16 @@ def check_content_type(content_type: str | None) -> None:
                                "(with curl, add -H 'Content-Type: application/json')")
 
 
-def read_body(read, content_length: int | None, limit: int) -> bytes:
-    """Reads at most `limit` bytes with `read(n)`; refuses a larger body before reading it whole."""
+async def read_body(receive, content_length: int | None, limit: int) -> bytes:
+    """Reads the body with `await receive()` (b"" at its end); refuses one over `limit` before reading it whole."""
     if content_length is not None and content_length > limit:
         raise PayloadTooLarge(limit)
     chunks, size = [], 0
     while True:
         try:
-            chunk = read(min(_CHUNK, limit + 1 - size))
-        except Exception:  # the server's reader failing (truncated chunked body, reset): the client's fault
-            raise BadRequest("request body ended before it was complete (truncated or malformed chunked encoding)",
-                             {"Connection": "close"}) from None
+            chunk = await receive()
+        except OSError:  # the client went away mid-body: nobody is left to answer, but say so in the log
+            raise BadRequest("request body ended before it was complete", {"Connection": "close"}) from None
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)

@@ -8,15 +8,16 @@ from service.errors import BadRequest
 class Predictor:
     def __init__(self, model: LoadedModel, batching: bool, max_rows: int):
         self.model = model
-        self._call = Batcher(self._predict, max_rows=max_rows) if batching else self._predict
+        # BATCHING=false still calls the model in its own thread, one request at a time.
+        self._batcher = Batcher(self._predict, max_rows=max_rows, merge=batching)
 
     def _predict(self, rows, proba: bool):
         estimator = self.model.estimator
         labels = estimator.predict(rows).tolist()
         return labels, estimator.predict_proba(rows).tolist() if proba else None
 
-    def __call__(self, rows, proba: bool = False):
+    async def __call__(self, rows, proba: bool = False):
         """(labels, probabilities or None) for a validated float matrix."""
         if proba and not self.model.has_proba:
             raise BadRequest(f'model {self.model.name} does not give probabilities; drop "probabilities": true')
-        return self._call(rows, proba)
+        return await self._batcher(rows, proba)

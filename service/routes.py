@@ -4,13 +4,14 @@ Framework-neutral: it sees the method, path, headers and a body reader, so the H
 `main.py` stays a few lines and tests can drive every route through the real function.
 """
 
+import asyncio
 import dataclasses
 import functools
+import inspect
 import json
 import logging
 import pathlib
 import re
-import threading
 import time
 
 from model.errors import ModelLoadError
@@ -45,7 +46,6 @@ class FunctionApp:
         self._holder = holder
         self._request_log = logs.RequestLog(settings.log_level, settings.revision, settings.service)
         self._predictor: Predictor | None = None
-        self._predictor_lock = threading.Lock()
         model = r"/(?P<name>[^/:]+)"
         version = r"(?:/versions/[^/]+)?"
         self._routes = [
@@ -62,11 +62,12 @@ class FunctionApp:
             (re.compile(r"/v2/models" + model + version + "/infer"), {"POST": self._predict_v2}),
         ]
 
-    def handle(self, method: str, path: str, headers, content_length: int | None, read) -> Reply:
+    async def handle(self, method: str, path: str, headers, content_length: int | None, receive) -> Reply:
+        """The reply to one request; `await receive()` gives the body's next chunk (b"" at its end)."""
         started = time.perf_counter()
         v2 = path.startswith("/v2/")
         try:
-            reply = self._dispatch(method, path, headers, content_length, read)
+            reply = await self._dispatch(method, path, headers, content_length, receive)
         except HttpError as e:
             reply = Reply(e.code, e.body(v2), e.headers)
         except Exception:
@@ -85,7 +86,7 @@ class FunctionApp:
             "status": reply.status, "rows": reply.rows, "latency_ms": round(seconds * 1000, 3),
             **logs.trace_fields(headers, self._settings.project)})
 
-    def _dispatch(self, method, path, headers, content_length, read) -> Reply:
+    async def _dispatch(self, method, path, headers, content_length, receive) -> Reply:
         method = "GET" if method == "HEAD" else method
         for pattern, handlers in self._routes:
             match = pattern.fullmatch(path)
@@ -94,15 +95,17 @@ class FunctionApp:
                 if handler is None:
                     raise errors.MethodNotAllowed(method, tuple(handlers))
                 if method != "POST":
-                    return handler(**match.groupdict())
+                    reply = handler(**match.groupdict())
+                    return await reply if inspect.isawaitable(reply) else reply
                 parsing.check_content_type(headers.get("Content-Type"))
-                body = parsing.parse_json(parsing.read_body(read, content_length, self._settings.max_body_bytes))
-                return handler(body, **match.groupdict())
+                body = await parsing.read_body(receive, content_length, self._settings.max_body_bytes)
+                return await handler(parsing.parse_json(body), **match.groupdict())
         raise NotFound(f"no route for {path}; try GET / for the model, POST /predict to predict")
 
-    def _model(self, name: str | None = None):
+    async def _model(self, name: str | None = None):
+        """The loaded model; a request that comes before the load ends waits for it off the event loop."""
         try:
-            model = self._holder.get()
+            model = self._holder.model or await asyncio.get_running_loop().run_in_executor(None, self._holder.get)
         except ModelLoadError as e:
             retry = max(1, round(self._holder.retry_after()))
             raise ServiceUnavailable(f"model not available: {e}", {"Retry-After": str(retry)}) from None
@@ -111,32 +114,29 @@ class FunctionApp:
         return model
 
     def _predictor_for(self, model) -> Predictor:
-        predictor = self._predictor
-        if predictor is None or predictor.model is not model:
-            with self._predictor_lock:
-                if self._predictor is None or self._predictor.model is not model:
-                    self._predictor = Predictor(model, self._settings.batching, max(1024, self._settings.max_rows))
-                predictor = self._predictor
-        return predictor
+        # Runs on the event loop's one thread only, so no lock is needed around the swap.
+        if self._predictor is None or self._predictor.model is not model:
+            self._predictor = Predictor(model, self._settings.batching, max(1024, self._settings.max_rows))
+        return self._predictor
 
-    def _predict_plain(self, body):
-        model = self._model()
+    async def _predict_plain(self, body):
+        model = await self._model()
         rows, proba = protocols.plain_rows(body, model, self._settings.max_rows)
-        labels, probs = self._predictor_for(model)(rows, proba)
+        labels, probs = await self._predictor_for(model)(rows, proba)
         return Reply(200, protocols.plain_response(model, labels, probs), self._model_headers(model), len(labels))
 
-    def _predict_v1(self, body, name):
-        model = self._model(name)
+    async def _predict_v1(self, body, name):
+        model = await self._model(name)
         if not isinstance(body, dict) or "instances" not in body:
             raise errors.BadRequest('KServe V1 requests must be a JSON object with "instances"')
         rows, proba = protocols.plain_rows(body, model, self._settings.max_rows)
-        labels, probs = self._predictor_for(model)(rows, proba)
+        labels, probs = await self._predictor_for(model)(rows, proba)
         return Reply(200, protocols.plain_response(model, labels, probs), self._model_headers(model), len(labels))
 
-    def _predict_v2(self, body, name):
-        model = self._model(name)
+    async def _predict_v2(self, body, name):
+        model = await self._model(name)
         rows, proba, outputs = protocols.v2_rows(body, model, self._settings.max_rows)
-        labels, probs = self._predictor_for(model)(rows, proba)
+        labels, probs = await self._predictor_for(model)(rows, proba)
         return Reply(200, protocols.v2_response(model, labels, probs, outputs, body), self._model_headers(model), len(labels))
 
     @staticmethod
@@ -175,15 +175,15 @@ class FunctionApp:
     def _v2_server(self):
         return Reply(200, {"name": "sklearn-function", "version": "1", "extensions": []})
 
-    def _v2_model(self, name):
-        return Reply(200, protocols.v2_metadata(self._model(name)))
+    async def _v2_model(self, name):
+        return Reply(200, protocols.v2_metadata(await self._model(name)))
 
-    def _v2_model_ready(self, name):
+    async def _v2_model_ready(self, name):
         self._ready()
-        self._model(name)
+        await self._model(name)
         return Reply(200, {"name": name, "ready": True})
 
-    def _v1_model(self, name):
+    async def _v1_model(self, name):
         self._ready()
-        self._model(name)
+        await self._model(name)
         return Reply(200, {"name": name, "ready": True})

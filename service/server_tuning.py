@@ -1,18 +1,33 @@
-"""Gunicorn settings that functions-framework does not expose, applied before its server starts.
+"""Server settings that functions-framework does not expose, applied before its server starts.
 
-Cloud Run sends SIGTERM and kills the instance 10 s later; gunicorn's default graceful timeout is
-30 s. GRACEFUL_TIMEOUT_S (default 8) bounds how long in-flight requests may finish after SIGTERM, so
-the server exits on its own inside Cloud Run's window. Importing main.py happens in the master before
-functions-framework builds its gunicorn application, which is why this hook works from there.
+Importing main.py happens in gunicorn's master before functions-framework builds its server, which is
+why these hooks work from there.
+- Cloud Run sends SIGTERM and kills the instance 10 s later; gunicorn's default graceful timeout is
+  30 s. GRACEFUL_TIMEOUT_S (default 8) bounds how long in-flight requests may finish after SIGTERM,
+  so the server exits on its own inside Cloud Run's window.
+- gunicorn's control socket lives in $HOME, which the image's user has not got; the server needs no
+  runtime control, so it is off rather than logging an error at every start.
+- functions-framework answers /favicon.ico and /robots.txt itself, and its router refuses a few
+  requests before `predict` sees them (a method outside its list, a path its pattern does not
+  match), all in plain text; they get the function's JSON error shape like every other error.
 """
+
+import json
 
 
 def apply(graceful_timeout_s: float) -> None:
     try:
         from functions_framework._http import gunicorn as ff_gunicorn
-    except ImportError:  # no gunicorn (e.g. Windows): the debug server has no such setting
-        return
-    original = ff_gunicorn.GunicornApplication.load_config
+    except ImportError:  # no gunicorn (e.g. Windows): the debug server has no such settings
+        ff_gunicorn = None
+    if ff_gunicorn is not None:
+        for application in (ff_gunicorn.GunicornApplication, ff_gunicorn.UvicornApplication):
+            _tune(application, graceful_timeout_s)
+    _json_framework_errors()
+
+
+def _tune(application, graceful_timeout_s: float) -> None:
+    original = application.load_config
     if getattr(original, "tuned", False):
         return
 
@@ -20,9 +35,37 @@ def apply(graceful_timeout_s: float) -> None:
         original(self)
         # gunicorn accepts whole seconds only (a float fails its validation and the server exits).
         self.cfg.set("graceful_timeout", max(1, int(graceful_timeout_s)))
-        # gunicorn's control socket lives in $HOME, which the image's user has not got; the server
-        # needs no runtime control, so leave it off rather than log an error at every start.
         self.cfg.set("control_socket_disable", True)
 
     load_config.tuned = True
-    ff_gunicorn.GunicornApplication.load_config = load_config
+    application.load_config = load_config
+
+
+def _json_framework_errors() -> None:
+    from functions_framework import aio
+
+    original = aio._create_asgi_app_with_function
+    if getattr(original, "tuned", False):
+        return
+
+    def create(*args, **kwargs):
+        from starlette.exceptions import HTTPException
+
+        app = original(*args, **kwargs)
+        app.add_exception_handler(HTTPException, _json_http_error)
+        return app
+
+    create.tuned = True
+    # Looked up when functions-framework builds the app, which is after main.py is imported.
+    aio._create_asgi_app_with_function = create
+
+
+async def _json_http_error(request, exc):
+    from starlette.responses import Response
+
+    from service.errors import HttpError
+
+    error = HttpError(str(exc.detail).lower())
+    error.code, error.status = exc.status_code, str(exc.detail).upper().replace(" ", "_")
+    body = error.body(v2=request.url.path.startswith("/v2/"))
+    return Response(json.dumps(body).encode(), exc.status_code, exc.headers, media_type="application/json")

@@ -52,18 +52,69 @@ def model_dir(trained, tmp_path):
     return pathlib.Path(shutil.copytree(trained("logreg"), tmp_path / "model"))
 
 
+class AppResponse:
+    """A response with the accessors the tests use (`get_json`, `get_data`), over httpx's."""
+
+    def __init__(self, response):
+        self._response = response
+        self.status_code = response.status_code
+        self.headers = response.headers
+
+    def get_json(self):
+        return self._response.json()
+
+    def get_data(self, as_text: bool = False):
+        return self._response.text if as_text else self._response.content
+
+
+class AppClient:
+    """The real ASGI app (functions-framework + main.py) in-process, through Starlette's TestClient.
+
+    One client keeps one event loop for its life, as a server worker does, so concurrent calls from
+    test threads meet in the same micro-batcher.
+    """
+
+    def __init__(self, app):
+        from starlette.testclient import TestClient
+
+        self._client = TestClient(app, raise_server_exceptions=False)
+        self._client.__enter__()
+
+    def open(self, path, method="GET", json=None, data=None, content_type=None, headers=None):
+        headers = dict(headers or {})
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        kwargs = {"json": json} if json is not None else {}
+        if data is not None:
+            kwargs["content"] = data.encode() if isinstance(data, str) else data
+        return AppResponse(self._client.request(method, path, headers=headers, **kwargs))
+
+    def get(self, path, **kwargs):
+        return self.open(path, "GET", **kwargs)
+
+    def post(self, path, **kwargs):
+        return self.open(path, "POST", **kwargs)
+
+    def close(self):
+        self._client.__exit__(None, None, None)
+
+
 @pytest.fixture
 def make_client(monkeypatch):
     """Factory: the real function app (functions-framework + main.py) with the given env."""
     import functions_framework
 
+    clients = []
+
     def make(**env):
         for key, value in env.items():
             monkeypatch.setenv(key, str(value))
-        app = functions_framework.create_app(target="predict", source=str(REPO / "main.py"))
-        return app.test_client()
+        clients.append(AppClient(functions_framework.create_app(target="predict", source=str(REPO / "main.py"))))
+        return clients[-1]
 
-    return make
+    yield make
+    for client in clients:
+        client.close()
 
 
 def free_port() -> int:

@@ -1,5 +1,6 @@
 """Micro-batching: coalesced calls give exactly the unbatched results, and errors stay per request."""
 
+import asyncio
 import concurrent.futures
 import threading
 import time
@@ -28,18 +29,18 @@ class Recorder:
 
 
 def run_concurrently(batcher, jobs):
-    barrier = threading.Barrier(len(jobs))
+    """Every job submitted at once on one event loop, as concurrent requests arrive at a worker."""
 
-    def one(job):
-        rows, proba = job
-        barrier.wait()
+    async def one(rows, proba):
         try:
-            return batcher(rows, proba)
-        except Exception as e:
+            return await batcher(rows, proba)
+        except Exception as e:  # noqa: BLE001 - the test inspects each job's own outcome
             return e
 
-    with concurrent.futures.ThreadPoolExecutor(len(jobs)) as pool:
-        return list(pool.map(one, jobs))
+    async def main():
+        return await asyncio.gather(*(one(rows, proba) for rows, proba in jobs))
+
+    return asyncio.run(main())
 
 
 @pytest.mark.parametrize("kind", ["forest", "logreg"])
@@ -67,8 +68,11 @@ def test_coalesced_results_are_identical_to_unbatched(trained, kind):
 def test_a_lone_request_runs_at_once_in_its_own_call():
     recorder = Recorder(lambda rows, proba: (rows.sum(axis=1).tolist(), None), delay=0)
     batcher = Batcher(recorder)
-    for i in range(3):
-        assert batcher(np.full((2, 2), i, dtype=float), False) == ([2.0 * i, 2.0 * i], None)
+
+    async def sequential():
+        return [await batcher(np.full((2, 2), i, dtype=float), False) for i in range(3)]
+
+    assert asyncio.run(sequential()) == [([2.0 * i, 2.0 * i], None) for i in range(3)]
     assert recorder.sizes == [2, 2, 2]
 
 
@@ -84,6 +88,7 @@ def test_a_failing_request_does_not_fail_its_batch_neighbours():
     results = run_concurrently(Batcher(recorder), jobs)
     assert isinstance(results[7], ValueError)
     assert [r for i, r in enumerate(results) if i != 7] == [([float(i)], None) for i in range(20) if i != 7]
+    assert max(recorder.sizes) > 1
 
 
 def test_batches_respect_the_row_cap():
@@ -94,9 +99,16 @@ def test_batches_respect_the_row_cap():
     assert max(recorder.sizes) <= 64
 
 
+def test_without_merging_each_request_runs_alone():
+    recorder = Recorder(lambda rows, proba: (rows[:, 0].tolist(), None))
+    jobs = [(np.full((1, 1), float(i)), False) for i in range(10)]
+    results = run_concurrently(Batcher(recorder, merge=False), jobs)
+    assert results == [([float(i)], None) for i in range(10)]
+    assert recorder.sizes == [1] * 10
+
+
 def test_http_batch_with_a_bad_request_answers_everyone_else(make_client, trained):
-    client_factory = make_client
-    client = client_factory(MODEL_URI=trained("forest"))
+    client = make_client(MODEL_URI=trained("forest"))
     assert client.post("/predict", json={"features": IRIS_ROW}).status_code == 200
     bodies = [{"features": IRIS_ROW}] * 15 + [{"features": [1, 2, "x", 4]}]
 

@@ -69,10 +69,11 @@ def test_cli_says_why_a_compile_was_refused(tmp_path):
 def test_serving_onnx_never_imports_scikit_learn(onnx_model):
     script = (
         "import sys, functions_framework\n"
-        "c = functions_framework.create_app(target='predict', source='main.py').test_client()\n"
+        "from starlette.testclient import TestClient\n"
+        "c = TestClient(functions_framework.create_app(target='predict', source='main.py'))\n"
         "r = c.post('/predict', json={'features': [5.1, 3.5, 1.4, 0.2], 'parameters': {'probabilities': True}})\n"
-        "assert r.status_code == 200, r.get_data()\n"
-        "print(r.get_json()['predictions'], sorted(m for m in ('sklearn', 'scipy', 'skops') if m in sys.modules))\n")
+        "assert r.status_code == 200, r.content\n"
+        "print(r.json()['predictions'], sorted(m for m in ('sklearn', 'scipy', 'skops') if m in sys.modules))\n")
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120,
                             env={"PATH": "/usr/bin:/bin", "MODEL_URI": str(onnx_model), "MODEL_WARMUP": "false"})
     assert result.returncode == 0, result.stderr

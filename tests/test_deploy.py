@@ -13,6 +13,7 @@ import pytest
 from tests.fakes.cloud_run import FakeCloudRun
 from tests.fakes.release_env import (
     IMAGE_REPO,
+    PROJECT,
     ROOT,
     SERVICE,
     FunctionServer,
@@ -64,7 +65,7 @@ def test_deploy_creates_service_with_first_revision_serving_everything(fake, rel
     assert container["image"] == f"{IMAGE_REPO}:v1.0.0"
     assert spec["containerConcurrency"] == 16
     assert container["resources"]["limits"] == {"cpu": "1", "memory": "2Gi"}
-    assert {e["name"]: e["value"] for e in container["env"]} == {"THREADS": "16",
+    assert {e["name"]: e["value"] for e in container["env"]} == {"GOOGLE_CLOUD_PROJECT": PROJECT,
                                                                 "MODEL_URI": "gs://models/iris/1"}
     annotations = fake.state.revisions[first]["metadata"]["annotations"]
     assert annotations.get("run.googleapis.com/startup-cpu-boost", "").lower() == "true"

@@ -55,7 +55,7 @@ def model_loads(server) -> int:
 
 
 def test_load_cold_process_answers_64_simultaneous_first_requests_with_one_load(start_server, model_dir):
-    server = start_server(MODEL_URI=model_dir, MODEL_WARMUP="false", THREADS=16)
+    server = start_server(MODEL_URI=model_dir, MODEL_WARMUP="false")
     gate = threading.Barrier(64)
 
     def first(_):
@@ -110,7 +110,7 @@ def hammer(url: str, seconds: float, concurrency: int) -> dict:
 
 
 def test_load_soak_loses_no_request_and_keeps_memory_flat(start_server, model_dir):
-    server = start_server(MODEL_URI=model_dir, THREADS=16, LOG_LEVEL="WARNING")
+    server = start_server(MODEL_URI=model_dir, LOG_LEVEL="WARNING")
     pid = worker_pid(server)
     wait_ready(server)
     # Warm-up at full concurrency first: every server thread gets its stack and malloc arena, and

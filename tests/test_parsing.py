@@ -1,5 +1,7 @@
 """Unit tests of request parsing: every rejection names what was wrong."""
 
+import asyncio
+
 import numpy as np
 import pytest
 
@@ -82,31 +84,37 @@ def test_check_content_type_refuses_explicit_non_json(content_type):
     assert caught.value.code == 415 and content_type in caught.value.message
 
 
-class CountingStream:
-    def __init__(self, size):
-        self.left, self.read_bytes = size, 0
+class ChunkedBody:
+    """Hands out a body of `size` bytes in 64 KiB chunks, counting what was taken."""
 
-    def read(self, n):
-        n = min(n, self.left)
+    def __init__(self, size, chunk=64 * 1024):
+        self.left, self.chunk, self.read_bytes = size, chunk, 0
+
+    async def receive(self):
+        n = min(self.chunk, self.left)
         self.left -= n
         self.read_bytes += n
         return b"x" * n
 
 
+def read(body, content_length, limit):
+    return asyncio.run(parsing.read_body(body.receive, content_length, limit))
+
+
 def test_read_body_refuses_declared_oversize_without_reading():
-    stream = CountingStream(10_000)
+    body = ChunkedBody(10_000)
     with pytest.raises(PayloadTooLarge):
-        parsing.read_body(stream.read, 10_000, limit=1000)
-    assert stream.read_bytes == 0
+        read(body, 10_000, limit=1000)
+    assert body.read_bytes == 0
 
 
 def test_read_body_stops_reading_an_undeclared_oversize_body_just_past_the_limit():
-    stream = CountingStream(10_000_000)
+    body = ChunkedBody(10_000_000)
     with pytest.raises(PayloadTooLarge) as caught:
-        parsing.read_body(stream.read, None, limit=1000)
-    assert stream.read_bytes == 1001
+        read(body, None, limit=100_000)
+    assert body.read_bytes == 128 * 1024, "reading stops at the first chunk past the limit"
     assert caught.value.code == 413
 
 
 def test_read_body_returns_a_body_within_the_limit():
-    assert parsing.read_body(CountingStream(1000).read, 1000, limit=1000) == b"x" * 1000
+    assert read(ChunkedBody(1000), 1000, limit=1000) == b"x" * 1000

@@ -31,7 +31,7 @@ def logged_traces(server) -> set[str]:
 
 
 def test_shutdown_under_load_answers_every_accepted_request_and_exits_in_time(start_server, model_dir):
-    server = start_server(MODEL_URI=model_dir, THREADS=16)
+    server = start_server(MODEL_URI=model_dir)
     assert requests.post(server.url + "/predict", json={"features": IRIS_ROW}, timeout=60).status_code == 200
     answered, refused, broken = set(), [], []
     in_flight_at_term = []

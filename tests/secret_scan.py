@@ -65,13 +65,17 @@ def scan_tree(path) -> list[str]:
     return findings
 
 
-def scan_tar(path) -> list[str]:
-    """Findings for every regular file in a tar archive (e.g. a container's exported filesystem)."""
+def scan_tar(path, skip_contents=()) -> list[str]:
+    """Findings for every regular file in a tar archive (e.g. a container's exported filesystem).
+
+    Names are checked everywhere; contents are not read under SKIP_DIRS or `skip_contents`.
+    """
     findings = []
+    skipped = SKIP_DIRS | set(skip_contents)
     with tarfile.open(path) as archive:
         for member in archive:
             shown = "/" + member.name.lstrip("./")
             findings += scan_name(shown)
-            if member.isfile() and not any(shown.startswith(d + "/") for d in SKIP_DIRS):
+            if member.isfile() and not any(shown.startswith(d + "/") for d in skipped):
                 findings += scan_bytes(shown, archive.extractfile(member).read(MAX_BYTES))
     return findings

@@ -117,6 +117,21 @@ def make_client(monkeypatch):
         client.close()
 
 
+def simultaneous_predictions(url: str, count: int, timeout: float = 120) -> list[requests.Response]:
+    """`count` single-row POST /predict requests released at the same moment, as a cold start's first traffic."""
+    import concurrent.futures
+    import threading
+
+    gate = threading.Barrier(count)
+
+    def one(_):
+        gate.wait()
+        return requests.post(url + "/predict", json={"features": IRIS_ROW}, timeout=timeout)
+
+    with concurrent.futures.ThreadPoolExecutor(count) as pool:
+        return list(pool.map(one, range(count)))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -16,7 +16,7 @@ from google.cloud import storage
 from model import gcs, gcs_client, publish
 from model.errors import ModelIntegrityError, ModelNotFound, SourceUnavailable
 from model.sources import FetchOptions, fetch
-from tests.conftest import IRIS_ROW, REPO
+from tests.conftest import IRIS_ROW, REPO, simultaneous_predictions
 from tests.gcs_server import StorageServer, free_port
 
 pytestmark = pytest.mark.timeout(120)
@@ -433,14 +433,7 @@ def test_function_recovers_once_the_storage_server_comes_up(tmp_path, monkeypatc
 def test_server_process_concurrent_first_requests_download_once(server, start_server, trained):
     published = publish.publish(trained("logreg"), "gs://models/iris")
     function = start_server(MODEL_URI="gs://models/iris", STORAGE_EMULATOR_HOST=server.url, **FAST_RETRY)
-    gate = threading.Barrier(16)
-
-    def first_request(_):
-        gate.wait()
-        return requests.post(function.url + "/predict", json={"features": IRIS_ROW}, timeout=30)
-
-    with concurrent.futures.ThreadPoolExecutor(16) as pool:
-        responses = list(pool.map(first_request, range(16)))
+    responses = simultaneous_predictions(function.url, 16, timeout=30)
 
     assert [r.status_code for r in responses] == [200] * 16
     assert server.downloads == {"iris/manifest.json": 1, "iris/model.skops": 1}

@@ -16,7 +16,7 @@ import time
 import pytest
 import requests
 
-from tests.conftest import IRIS_ROW, Server
+from tests.conftest import IRIS_ROW, Server, simultaneous_predictions
 
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "30"))
 SOAK_CONCURRENCY = int(os.environ.get("SOAK_CONCURRENCY", "32"))
@@ -56,14 +56,7 @@ def model_loads(server) -> int:
 
 def test_load_cold_process_answers_64_simultaneous_first_requests_with_one_load(start_server, model_dir):
     server = start_server(MODEL_URI=model_dir, MODEL_WARMUP="false")
-    gate = threading.Barrier(64)
-
-    def first(_):
-        gate.wait()
-        return requests.post(server.url + "/predict", json={"features": IRIS_ROW}, timeout=120)
-
-    with concurrent.futures.ThreadPoolExecutor(64) as pool:
-        responses = list(pool.map(first, range(64)))
+    responses = simultaneous_predictions(server.url, 64)
     assert [r.status_code for r in responses] == [200] * 64
     assert all(r.json()["predictions"] == [0] for r in responses)
     server.wait_for_log('"event": "model_loaded"')

@@ -6,7 +6,6 @@ clients work against the V1/V2 routes.
 """
 
 import asyncio
-import concurrent.futures
 import json
 import time
 
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 import requests
 
-from tests.conftest import IRIS_ROW
+from tests.conftest import IRIS_ROW, simultaneous_predictions
 
 CONCURRENT = 32
 
@@ -24,21 +23,13 @@ def loaded_events(server) -> list[dict]:
     return [line for line in lines if line.get("event") == "model_loaded"]
 
 
-def fire(url: str, count: int) -> list[requests.Response]:
-    def one(_):
-        return requests.post(url + "/predict", json={"features": IRIS_ROW}, timeout=120)
-
-    with concurrent.futures.ThreadPoolExecutor(count) as pool:
-        return list(pool.map(one, range(count)))
-
-
 @pytest.mark.parametrize("warmup", ["true", "false"])
 def test_concurrent_first_requests_cause_exactly_one_load(start_server, model_dir, warmup):
     server = start_server(MODEL_URI=model_dir, MODEL_WARMUP=warmup)
     if warmup == "false":
         time.sleep(1.0)
         assert loaded_events(server) == [], "with MODEL_WARMUP=false nothing may load before a request"
-    responses = fire(server.url, CONCURRENT)
+    responses = simultaneous_predictions(server.url, CONCURRENT)
     assert [r.status_code for r in responses] == [200] * CONCURRENT
     assert all(r.json()["predictions"] == [0] for r in responses)
     server.wait_for_log('"event": "model_loaded"')

@@ -13,8 +13,7 @@ import sys
 from model import gcs
 from model.errors import ModelIntegrityError, ModelLoadError, ModelNotFound
 from model.manifest import MANIFEST_NAME, sha256_of
-
-DEFAULT_MODEL_DIR = pathlib.Path(__file__).resolve().parent / "artifacts"
+from service.config import DEFAULT_MODEL_DIR
 
 
 def _checked_manifest(model_dir: pathlib.Path) -> tuple[dict, pathlib.Path]:

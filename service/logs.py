@@ -10,6 +10,7 @@ import logging
 import re
 import sys
 import threading
+import time
 
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 _CLOUD_TRACE = re.compile(r"^([0-9a-fA-F]{32})(?:/(\d+))?")
@@ -22,13 +23,8 @@ class JsonFormatter(logging.Formatter):
         self._static = static
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "severity": "WARNING" if record.levelname == "WARN" else record.levelname,
-            "message": record.getMessage(),
-            "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(),
-            "logger": record.name,
-            **self._static,
-        }
+        severity = "WARNING" if record.levelname == "WARN" else record.levelname
+        entry = _entry(severity, record.getMessage(), record.created, record.name, self._static)
         for key, value in vars(record).items():
             if key not in _RESERVED and not key.startswith("_"):
                 entry[key] = value
@@ -48,6 +44,12 @@ def configure(level: str, revision: str | None, service: str | None) -> None:
         logger.propagate = False
 
 
+def _entry(severity: str, message: str, created: float, logger: str, static: dict) -> dict:
+    """The fields every line starts with, whichever writer writes it."""
+    stamp = datetime.datetime.fromtimestamp(created, datetime.UTC).isoformat()
+    return {"severity": severity, "message": message, "time": stamp, "logger": logger, **static}
+
+
 def _static(revision: str | None, service: str | None) -> dict:
     return {k: v for k, v in (("service", service), ("revision", revision)) if v}
 
@@ -65,9 +67,8 @@ class RequestLog:
         self._lock = threading.Lock()
 
     def write(self, severity: str, message: str, fields: dict) -> None:
-        now = datetime.datetime.now(datetime.UTC).isoformat()
-        line = json.dumps({"severity": severity, "message": message, "time": now, "logger": "request",
-                           **self._static, **fields}, default=str)
+        entry = _entry(severity, message, time.time(), "request", self._static)
+        line = json.dumps({**entry, **fields}, default=str)
         with self._lock:  # one write per line, never interleaved with another thread's
             sys.stdout.write(line + "\n")
             sys.stdout.flush()

@@ -52,13 +52,13 @@ class FunctionApp:
             (re.compile(r"/"), {"GET": self._metadata, "POST": self._predict_plain}),
             (re.compile(r"/predict"), {"POST": self._predict_plain}),
             (re.compile(r"/openapi.json"), {"GET": self._openapi}),
-            (re.compile(r"/v1/models" + model), {"GET": self._v1_model}),
+            (re.compile(r"/v1/models" + model), {"GET": self._model_ready}),
             (re.compile(r"/v1/models" + model + ":predict"), {"POST": self._predict_v1}),
             (re.compile(r"/v2/health/live"), {"GET": self._live}),
             (re.compile(r"/v2/health/ready"), {"GET": self._ready}),
             (re.compile(r"/v2"), {"GET": self._v2_server}),
             (re.compile(r"/v2/models" + model + version), {"GET": self._v2_model}),
-            (re.compile(r"/v2/models" + model + version + "/ready"), {"GET": self._v2_model_ready}),
+            (re.compile(r"/v2/models" + model + version + "/ready"), {"GET": self._model_ready}),
             (re.compile(r"/v2/models" + model + version + "/infer"), {"POST": self._predict_v2}),
         ]
 
@@ -178,12 +178,8 @@ class FunctionApp:
     async def _v2_model(self, name):
         return Reply(200, protocols.v2_metadata(await self._model(name)))
 
-    async def _v2_model_ready(self, name):
-        self._ready()
-        await self._model(name)
-        return Reply(200, {"name": name, "ready": True})
-
-    async def _v1_model(self, name):
+    async def _model_ready(self, name):
+        """KServe V1 `GET /v1/models/<name>` and V2 `GET /v2/models/<name>/ready` answer alike."""
         self._ready()
         await self._model(name)
         return Reply(200, {"name": name, "ready": True})

@@ -8,21 +8,21 @@ request that comes first waits for that same load.
 
 import os
 
-_installed = []
+_holder = None  # the newest holder: tests (and reloads) import main.py more than once per process
+_hooked = False  # os.register_at_fork cannot unregister, so hook once and point at _holder
 
 
 def install(holder, enabled: bool) -> None:
     """Starts `holder`'s background load in every child forked from now on (when enabled)."""
+    global _holder, _hooked
     if not enabled:
         return
-    # Keep only the newest holder: tests (and reloads) import main.py more than once per process,
-    # and os.register_at_fork cannot unregister.
-    _installed[:] = [holder]
-    if len(_installed) == 1 and not getattr(install, "_hooked", False):
+    _holder = holder
+    if not _hooked:
         os.register_at_fork(after_in_child=_start)
-        install._hooked = True
+        _hooked = True
 
 
 def _start() -> None:
-    for holder in _installed:
-        holder.start_background_load()
+    if _holder is not None:
+        _holder.start_background_load()

@@ -5,7 +5,7 @@ import json
 import pathlib
 import sys
 
-from service.config import DEFAULT_MODEL_DIR
+from model import DEFAULT_MODEL_DIR
 
 
 def _train(args) -> int:

@@ -10,10 +10,9 @@ import json
 import pathlib
 import sys
 
-from model import gcs
+from model import DEFAULT_MODEL_DIR, gcs
 from model.errors import ModelIntegrityError, ModelLoadError, ModelNotFound
 from model.manifest import MANIFEST_NAME, sha256_of
-from service.config import DEFAULT_MODEL_DIR
 
 
 def _checked_manifest(model_dir: pathlib.Path) -> tuple[dict, pathlib.Path]:

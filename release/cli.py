@@ -1,47 +1,94 @@
-"""Command-line parsing: one-line usage errors before any command runs."""
+"""Command-line parsing with argparse subcommands: one-line usage errors before any command runs.
+
+Each subcommand is one `_add_*` call: its arguments, and the function that runs it with the parsed
+namespace. A new command adds one entry to `_COMMANDS`.
+"""
+
+import argparse
 
 from release import help_text
 from release.commands import canary, deploy, promote, rollback, show_status, smoke_test
 from release.errors import UsageError
 
-# name -> (handler, minimum args, maximum args, synopsis)
+
+class _Parser(argparse.ArgumentParser):
+    """Reports a usage error as one line (a UsageError, exit 2) instead of printing and exiting."""
+
+    def error(self, message):
+        raise UsageError(f"usage: ./deploy.sh {self.synopsis}: {message}")
+
+    def exit(self, status=0, message=None):  # -h/--help on a subcommand prints and ends here
+        raise SystemExit(status)
+
+
+def _positional(text):
+    """A non-empty value; one that starts with '-' is a misplaced option, not a value."""
+    if not text or text.startswith("-"):
+        raise argparse.ArgumentTypeError(f"expected a value, got {text!r}")
+    return text
+
+
+def _add_deploy(sub):
+    sub.add_argument("version", type=_positional)
+    sub.add_argument("--image", type=_positional, default=None)
+    return lambda a: deploy(a.version, a.image)
+
+
+def _add_smoke(sub):
+    sub.add_argument("version", type=_positional)
+    return lambda a: smoke_test(a.version)
+
+
+def _add_canary(sub):
+    sub.add_argument("version", type=_positional)
+    sub.add_argument("percent", type=_positional)
+    return lambda a: canary(a.version, a.percent)
+
+
+def _add_promote(sub):
+    sub.add_argument("version", type=_positional)
+    return lambda a: promote(a.version)
+
+
+def _add_rollback(sub):
+    sub.add_argument("version", type=_positional, nargs="?")
+    return lambda a: rollback(a.version)
+
+
+def _add_status(sub):
+    sub.add_argument("--json", action="store_true")
+    return lambda a: show_status(as_json=a.json)
+
+
+# name -> (synopsis, adder)
 _COMMANDS = {
-    "deploy": (None, 1, 3, "deploy vX.Y.Z [--image IMAGE]"),
-    "smoke": (smoke_test, 1, 1, "smoke vX.Y.Z"),
-    "canary": (canary, 2, 2, "canary vX.Y.Z PERCENT"),
-    "promote": (promote, 1, 1, "promote vX.Y.Z"),
-    "rollback": (rollback, 0, 1, "rollback [vX.Y.Z]"),
-    "status": (None, 0, 1, "status [--json]"),
+    "deploy": ("deploy vX.Y.Z [--image IMAGE]", _add_deploy),
+    "smoke": ("smoke vX.Y.Z", _add_smoke),
+    "canary": ("canary vX.Y.Z PERCENT", _add_canary),
+    "promote": ("promote vX.Y.Z", _add_promote),
+    "rollback": ("rollback [vX.Y.Z]", _add_rollback),
+    "status": ("status [--json]", _add_status),
 }
+
+
+def _parser():
+    parser = _Parser(prog="./deploy.sh", add_help=False)
+    parser.synopsis = "COMMAND [ARGS] (try ./deploy.sh help)"
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+    for name, (synopsis, add) in _COMMANDS.items():
+        sub = commands.add_parser(name, prog=f"./deploy.sh {name}", add_help=False)
+        sub.synopsis = synopsis
+        sub.set_defaults(run=add(sub))
+    return parser
 
 
 def dispatch(argv):
     if not argv or argv[0] in ("help", "-h", "--help"):
         print(help_text.render())
         return 0
-    name, args = argv[0], argv[1:]
-    if name not in _COMMANDS:
-        raise UsageError(f"unknown command {name!r} (try ./deploy.sh help)")
-    handler, low, high, synopsis = _COMMANDS[name]
-    if not low <= len(args) <= high:
-        raise UsageError(f"usage: ./deploy.sh {synopsis}")
-    if name == "deploy":
-        return deploy(*_deploy_args(args, synopsis))
-    if name == "status":
-        if args and args != ["--json"]:
-            raise UsageError(f"usage: ./deploy.sh {synopsis}")
-        return show_status(as_json=bool(args))
-    if any(arg.startswith("-") for arg in args):
-        raise UsageError(f"usage: ./deploy.sh {synopsis}")
-    return handler(*args)
-
-
-def _deploy_args(args, synopsis):
-    version, rest = args[0], args[1:]
-    if not rest:
-        return version, None
-    if len(rest) == 1 and rest[0].startswith("--image=") and rest[0] != "--image=":
-        return version, rest[0].split("=", 1)[1]
-    if len(rest) == 2 and rest[0] == "--image" and rest[1] and not rest[1].startswith("-"):
-        return version, rest[1]
-    raise UsageError(f"usage: ./deploy.sh {synopsis}")
+    if argv[0] not in _COMMANDS:
+        raise UsageError(f"unknown command {argv[0]!r} (try ./deploy.sh help)")
+    args, extra = _parser().parse_known_args(argv)
+    if extra:
+        raise UsageError(f"usage: ./deploy.sh {_COMMANDS[argv[0]][0]}: unexpected {' '.join(extra)}")
+    return args.run(args)

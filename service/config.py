@@ -1,25 +1,8 @@
 """Settings from environment variables, read once when the function module loads.
 
-| variable | default | meaning |
-| --- | --- | --- |
-| MODEL_URI | `<repo>/model/artifacts` | model directory, manifest, bare artifact file, or `gs://BUCKET/PATH[#GEN]` |
-| MODEL_GENERATION | unset | pins the Cloud Storage object generation (same as `#GEN` in the URI) |
-| MODEL_CACHE_DIR | `<tmp>/model-cache` | where downloaded models are kept (Cloud Run's /tmp is in memory) |
-| MODEL_FETCH_TIMEOUT_S | 20 | deadline for fetching a remote model, all retries included |
-| MODEL_RETRY_BACKOFF_S | 1 | wait after a failed load before the next request may try again; doubles per failure |
-| MODEL_RETRY_BACKOFF_MAX_S | 30 | cap of that wait |
-| MODEL_ALLOW_PICKLE | false | allow pickle/joblib artifacts, which run code when loaded |
-| MODEL_ALLOW_VERSION_MISMATCH | false | load a model trained with another scikit-learn (logged as a warning) |
-| MODEL_TRUSTED_TYPES | empty | extra comma-separated type names the skops loader may create |
-| MODEL_NAME / MODEL_VERSION | from manifest | name and version for a bare artifact without a manifest |
-| MODEL_WARMUP | true | load the model in the background as soon as a server worker starts |
-| BATCHING | true | coalesce rows of concurrent requests into one model call |
-| MAX_ROWS | 10000 | most rows one request may carry |
-| MAX_BODY_BYTES | 10485760 | largest request body (10 MiB); larger ones get 413 before being read |
-| LOG_LEVEL | INFO | DEBUG, INFO, WARNING or ERROR |
-| GRACEFUL_TIMEOUT_S | 8 | after SIGTERM, how long in-flight requests may finish (Cloud Run kills at 10 s) |
-| K_SERVICE / K_REVISION | unset | set by Cloud Run; reported in `GET /` and in logs |
-| GOOGLE_CLOUD_PROJECT | unset | makes trace ids full Cloud Logging trace names |
+`VARIABLES` is the one table of them: name, default, meaning, and whether a release may set it per
+revision (`./deploy.sh` reads it; the README's table is checked against it). `Settings.from_env`
+reads them, refusing unusable values with a ConfigError that names the variable.
 """
 
 import dataclasses
@@ -27,8 +10,41 @@ import os
 import pathlib
 import tempfile
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
-DEFAULT_MODEL_DIR = REPO_ROOT / "model" / "artifacts"
+from model import DEFAULT_MODEL_DIR
+
+
+@dataclasses.dataclass(frozen=True)
+class Variable:
+    name: str
+    default: str
+    meaning: str
+    per_release: bool = True  # False: set by the platform (Cloud Run, Vertex AI), not by a release
+
+
+VARIABLES = (
+    Variable("MODEL_URI", "<repo>/model/artifacts",
+             "model directory, manifest, bare artifact file, or gs://BUCKET/PATH[#GEN]"),
+    Variable("MODEL_GENERATION", "", "pins the Cloud Storage object generation (same as #GEN in the URI)"),
+    Variable("MODEL_CACHE_DIR", "<tmp>/model-cache", "where downloaded models are kept (Cloud Run's /tmp is in memory)"),
+    Variable("MODEL_FETCH_TIMEOUT_S", "20", "deadline for fetching a remote model, all retries included"),
+    Variable("MODEL_RETRY_BACKOFF_S", "1", "wait after a failed load before the next try; doubles per failure"),
+    Variable("MODEL_RETRY_BACKOFF_MAX_S", "30", "cap of that wait"),
+    Variable("MODEL_ALLOW_PICKLE", "false", "allow pickle/joblib artifacts, which run code when loaded"),
+    Variable("MODEL_ALLOW_VERSION_MISMATCH", "false", "load a model trained with another scikit-learn (logged as a warning)"),
+    Variable("MODEL_TRUSTED_TYPES", "", "extra comma-separated type names the skops loader may create"),
+    Variable("MODEL_NAME", "", "name for a bare artifact without a manifest (default: the file name)"),
+    Variable("MODEL_VERSION", "", "version for a bare artifact without a manifest (default: its SHA-256 prefix)"),
+    Variable("MODEL_WARMUP", "true", "load the model in the background as soon as a server worker starts"),
+    Variable("BATCHING", "true", "coalesce rows of concurrent requests into one model call"),
+    Variable("MAX_ROWS", "10000", "most rows one request may carry"),
+    Variable("MAX_BODY_BYTES", "10485760", "largest request body (10 MiB); larger ones get 413 before being read"),
+    Variable("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    Variable("GRACEFUL_TIMEOUT_S", "8", "after SIGTERM, how long in-flight requests may finish (Cloud Run kills at 10 s)"),
+    Variable("K_SERVICE", "", "set by Cloud Run; reported in GET / and in logs", per_release=False),
+    Variable("K_REVISION", "", "set by Cloud Run; reported in GET / and in logs", per_release=False),
+    Variable("GOOGLE_CLOUD_PROJECT", "", "makes trace ids full Cloud Logging trace names (set by every deploy)",
+             per_release=False),
+)
 
 
 class ConfigError(ValueError):

@@ -47,11 +47,16 @@ class _Handler(BaseHTTPRequestHandler):
         with state.lock:
             state.requests.append((method, path))
             try:
-                self._reply(200, self._dispatch(method, path, parse_qs(url.query), state))
+                self._reply(200, self._dispatch(method, url.hostname or "", path, parse_qs(url.query), state))
             except ApiError as error:
                 self._reply(error.code, error.body())
 
-    def _dispatch(self, method, path, query, state):
+    def _dispatch(self, method, host, path, query, state):
+        # Other Google APIs a test registers (FakeCloudRun.add_api) answer first; None means "not mine".
+        for api in state.apis:
+            answer = api(method, host, path, query, self._body if method in ("POST", "PUT", "PATCH") else dict)
+            if answer is not None:
+                return answer
         if _SERVICE_USAGE.match(path) and method == "GET":
             return {"name": path, "state": "ENABLED"}
         iam = _IAM.match(path)
@@ -85,6 +90,12 @@ class _Handler(BaseHTTPRequestHandler):
     def do_PUT(self):
         self._route("PUT")
 
+    def do_PATCH(self):
+        self._route("PATCH")
+
+    def do_DELETE(self):
+        self._route("DELETE")
+
 
 class FakeCloudRun:
     """Runs a CloudRunState behind a proxy server on 127.0.0.1 in a background thread."""
@@ -98,6 +109,15 @@ class FakeCloudRun:
     @property
     def port(self):
         return self.server.server_address[1]
+
+    def add_api(self, api):
+        """Registers `api(method, host, path, query, read_body) -> answer or None` for another Google API.
+
+        Every request goes through the registered APIs first (under the state's lock), then Cloud Run.
+        `read_body()` returns the request's JSON body; raising ApiError answers that error.
+        """
+        self.state.apis.append(api)
+        return api
 
     def start(self):
         self.thread.start()

@@ -52,6 +52,7 @@ class CloudRunState:
         self.tag_urls = {}  # tag (or "*") -> URL override, e.g. a local function server for smoke
         self.policies = {}  # service -> IAM policy
         self.requests = []  # (method, path) log, to prove what did or did not reach the API
+        self.apis = []  # other Google APIs answered through the same proxy (FakeCloudRun.add_api)
         self.lock = threading.Lock()
 
     # -- views used by tests ------------------------------------------------------------------

@@ -23,14 +23,7 @@ def _train(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["publish"]:
-        from model import publish
-
-        return publish.main(argv[1:])
-    parser = argparse.ArgumentParser(prog="python -m model", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+def _add_train(commands) -> None:
     train = commands.add_parser("train", help="fit the default model and write its artifact and manifest")
     train.add_argument("--out", type=pathlib.Path, default=DEFAULT_MODEL_DIR, help="output directory (default: %(default)s)")
     train.add_argument("--estimator", choices=("logreg", "forest"), default="logreg", help="default: %(default)s")
@@ -38,9 +31,25 @@ def main(argv: list[str] | None = None) -> int:
                        help="onnx: also compile to ONNX, verify it on held-out rows, and serve that (default: %(default)s)")
     train.add_argument("--name", default="iris")
     train.add_argument("--version", default="1")
-    commands.add_parser("publish", help="upload a model directory to gs://BUCKET/PATH (see `publish --help`)")
-    args = parser.parse_args(argv)
-    return _train(args)
+    train.set_defaults(run=_train)
+
+
+def _add_publish(commands) -> None:
+    from model import publish  # its arguments are its own; google-cloud-storage loads only when it runs
+
+    parser = commands.add_parser("publish", help="upload a model directory to gs://BUCKET/PATH",
+                                 description=publish.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    publish.add_arguments(parser)
+    parser.set_defaults(run=publish.run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m model", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_train(commands)
+    _add_publish(commands)
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    return args.run(args)
 
 
 if __name__ == "__main__":

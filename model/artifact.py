@@ -112,6 +112,9 @@ def _locate(path: pathlib.Path) -> tuple[pathlib.Path | None, pathlib.Path | Non
         if (path / manifests.MANIFEST_NAME).is_file():
             return path / manifests.MANIFEST_NAME, None
         bare = sorted(p for p in path.iterdir() if p.suffix in manifests.PICKLE_SUFFIXES)
+        if len(bare) > 1:
+            raise ModelIntegrityError(f"{path} holds several pickle files ({', '.join(p.name for p in bare)}) and no "
+                                      f"{manifests.MANIFEST_NAME}; point MODEL_URI at the one to serve")
         if bare:
             return None, bare[0]
         raise ModelNotFound(f"{path} holds neither {manifests.MANIFEST_NAME} nor a model.joblib/model.pkl file")

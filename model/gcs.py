@@ -12,21 +12,21 @@ The client, the deadline and the mapping of library errors live in `model.gcs_cl
 """
 
 import hashlib
-import json
 import os
 import pathlib
-import tempfile
 import threading
 import urllib.parse
 
+from model import manifest as manifests
 from model.errors import (
     ModelIntegrityError,
     ModelLoadError,
     ModelNotFound,
 )
+from model.fetched import Fetched, FetchOptions
+from model.files import atomic_path, write_atomic
 from model.gcs_client import Budget, as_load_error, client, reset_client
 from model.manifest import MANIFEST_NAME, sha256_of
-from model.sources import Fetched, FetchOptions
 
 __all__ = ["Budget", "as_load_error", "client", "fetch", "parse_uri", "reset_client"]
 
@@ -130,7 +130,7 @@ def _bucket_exists(bucket: str, budget: Budget) -> bool:
 
 
 def _fetch_manifest_dir(manifest_blob, cache_dir: pathlib.Path, budget: Budget) -> Fetched:
-    """A local directory holding the manifest and the exact artifact generation it names."""
+    """A local directory holding the manifest and the exact generations of the files it names."""
     bucket, generation = manifest_blob.bucket.name, manifest_blob.generation
     url = _url(bucket, manifest_blob.name, generation)
     local = _cache_dir_for(cache_dir, bucket, manifest_blob.name, generation)
@@ -138,28 +138,14 @@ def _fetch_manifest_dir(manifest_blob, cache_dir: pathlib.Path, budget: Budget) 
         if not (local / MANIFEST_NAME).is_file():
             local.mkdir(parents=True, exist_ok=True)
             data = manifest_blob.download_as_bytes(checksum="crc32c", **budget.call())
-            artifact = _artifact_entry(data, url)
             prefix = manifest_blob.name[: -len(MANIFEST_NAME)]
-            _fetch_artifact(bucket, prefix + artifact["file"], artifact, url, local, budget)
+            for entry in manifests.served_files(manifests.parse(data, url)):
+                _fetch_artifact(bucket, prefix + entry["file"], entry, url, local, budget)
             # Written last: its presence is what marks the directory complete.
-            _write_atomic(local / MANIFEST_NAME, data)
-        artifact = _artifact_entry((local / MANIFEST_NAME).read_bytes(), url)
+            write_atomic(local / MANIFEST_NAME, data)
+        manifest = manifests.parse((local / MANIFEST_NAME).read_bytes(), url)
     return Fetched(path=local, details={"generation": generation, "object": url,
-                                        "artifact_generation": artifact.get("generation")})
-
-
-def _artifact_entry(data: bytes, url: str) -> dict:
-    """The manifest's `artifact` entry, checked as far as the download needs it."""
-    try:
-        artifact = json.loads(data)["artifact"]
-        name, sha256, generation = artifact["file"], artifact["sha256"], artifact.get("generation")
-    except (ValueError, KeyError, TypeError) as e:
-        raise ModelIntegrityError(f"{url}: not a model manifest ({type(e).__name__}: {e})") from None
-    if not isinstance(name, str) or "/" in name or name in ("", ".", ".."):
-        raise ModelIntegrityError(f"{url}: artifact.file must be a plain file name beside the manifest")
-    if not isinstance(sha256, str) or (generation is not None and not isinstance(generation, int)):
-        raise ModelIntegrityError(f"{url}: artifact.sha256 must be a string and artifact.generation a number")
-    return artifact
+                                        "artifact_generation": manifests.served_files(manifest)[0].get("generation")})
 
 
 def _fetch_artifact(bucket: str, name: str, entry: dict, manifest_url: str, local: pathlib.Path, budget: Budget):
@@ -217,26 +203,10 @@ class _DeadlineSink:
 
 def _download(blob, target: pathlib.Path, budget: Budget, expected_sha256=None, manifest_url=None) -> None:
     """Downloads the blob's generation to `target` atomically, checking crc32c and the SHA-256 if given."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as raw:
+    with atomic_path(target) as tmp:
+        with open(tmp, "wb") as raw:
             blob.download_to_file(_DeadlineSink(raw, budget), checksum="crc32c", **budget.call())
-        actual = sha256_of(pathlib.Path(tmp))
+        actual = sha256_of(tmp)
         if expected_sha256 is not None and actual != expected_sha256:
             raise ModelIntegrityError(f"{_url(blob.bucket.name, blob.name, blob.generation)} has SHA-256 {actual}, "
                                       f"but {manifest_url} expects {expected_sha256}")
-        os.replace(tmp, target)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_atomic(target: pathlib.Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise

@@ -7,6 +7,7 @@ import pathlib
 import platform
 
 from model.errors import ModelIntegrityError, ModelNotFound, ModelUnreadable
+from model.files import write_atomic
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
@@ -48,48 +49,81 @@ def build(*, name, version, estimator, features, classes, task, artifact: pathli
 
 def write(manifest: dict, directory: pathlib.Path) -> pathlib.Path:
     path = directory / MANIFEST_NAME
-    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    write_atomic(path, (json.dumps(manifest, indent=2) + "\n").encode())
     return path
 
 
-def _file_entry_ok(entry) -> bool:
-    return (isinstance(entry, dict) and isinstance(entry.get("file"), str) and "/" not in entry["file"]
-            and entry["file"] not in ("", ".", "..") and isinstance(entry.get("sha256"), str))
+def served_files(manifest: dict) -> list[dict]:
+    """The file entries the loader reads for this manifest: the compiled model for the onnx runtime,
+    else the artifact (examples are for release tooling and are never served)."""
+    return [manifest["compiled"] if manifest.get("runtime") == "onnx" else manifest["artifact"]]
 
 
-def read(path: pathlib.Path) -> dict:
-    """Reads and checks a manifest; raises with a message naming the file and the problem."""
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ModelNotFound(f"manifest {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ModelUnreadable(f"manifest {path} cannot be read: {e}") from None
-    except json.JSONDecodeError as e:
-        raise ModelIntegrityError(f"manifest {path} is not valid JSON: {e}") from None
-    problems = []
+def published_files(manifest: dict) -> list[tuple[str, dict]]:
+    """(key, entry) of every file a manifest names, in the order they are uploaded."""
+    return [(key, manifest[key]) for key in ("artifact", "compiled", "examples") if isinstance(manifest.get(key), dict)]
+
+
+def file_entry_problems(entry, key: str) -> list[str]:
+    """What is wrong with a file entry (`artifact`, `compiled`, `examples`): a plain file name beside
+    the manifest, its SHA-256, and, once published, the Cloud Storage generation it was uploaded as."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
+        return [f"{key}.file is missing"]
+    if "/" in entry["file"] or "\\" in entry["file"] or entry["file"] in ("", ".", ".."):
+        return [f"{key}.file must be a plain file name beside the manifest"]
+    sha256 = entry.get("sha256")
+    if not isinstance(sha256, str) or len(sha256) != 64:
+        return [f"{key}.sha256 is missing"]
+    generation = entry.get("generation")
+    if generation is not None and (type(generation) is not int or generation < 1):
+        return [f"{key}.generation must be a positive integer"]
+    return []
+
+
+def validate(manifest, where) -> dict:
+    """The manifest if it is one the loader can trust its checks to; else ModelIntegrityError naming every problem."""
     if not isinstance(manifest, dict):
-        raise ModelIntegrityError(f"manifest {path} must be a JSON object")
-    artifact = manifest.get("artifact")
-    if not isinstance(artifact, dict) or not isinstance(artifact.get("file"), str):
-        problems.append("artifact.file is missing")
-    elif "/" in artifact["file"] or artifact["file"] in ("", ".", ".."):
-        problems.append("artifact.file must be a plain file name beside the manifest")
-    elif not isinstance(artifact.get("sha256"), str) or len(artifact["sha256"]) != 64:
-        problems.append("artifact.sha256 is missing")
-    elif artifact.get("format", "skops") not in SAFE_FORMATS + PICKLE_FORMATS:
-        problems.append(f"artifact.format {artifact.get('format')!r} is unknown")
+        raise ModelIntegrityError(f"manifest {where} must be a JSON object")
+    problems = file_entry_problems(manifest.get("artifact"), "artifact")
+    if not problems and manifest["artifact"].get("format", "skops") not in SAFE_FORMATS + PICKLE_FORMATS:
+        problems.append(f"artifact.format {manifest['artifact'].get('format')!r} is unknown")
     features = manifest.get("features")
     if not isinstance(features, dict) or not isinstance(features.get("names"), list):
         problems.append("features.names is missing")
     elif features.get("count", len(features["names"])) != len(features["names"]):
         problems.append("features.count does not match features.names")
-    if manifest.get("runtime", "sklearn") not in ("sklearn", "onnx"):
-        problems.append(f"runtime {manifest.get('runtime')!r} is unknown (sklearn or onnx)")
-    elif manifest.get("runtime") == "onnx" and not _file_entry_ok(manifest.get("compiled")):
-        problems.append("runtime onnx needs compiled.file and compiled.sha256")
-    if not isinstance(manifest.get("framework", {}).get("scikit-learn"), str):
+    runtime = manifest.get("runtime", "sklearn")
+    if runtime not in ("sklearn", "onnx"):
+        problems.append(f"runtime {runtime!r} is unknown (sklearn or onnx)")
+    elif runtime == "onnx":
+        problems += [f"runtime onnx needs {p}" for p in file_entry_problems(manifest.get("compiled"), "compiled")]
+    if "examples" in manifest:
+        problems += file_entry_problems(manifest["examples"], "examples")
+    framework = manifest.get("framework")
+    if not isinstance(framework, dict) or not isinstance(framework.get("scikit-learn"), str):
         problems.append("framework.scikit-learn is missing")
     if problems:
-        raise ModelIntegrityError(f"manifest {path} is invalid: {'; '.join(problems)}")
+        raise ModelIntegrityError(f"manifest {where} is invalid: {'; '.join(problems)}")
     return manifest
+
+
+def parse(data: bytes, where) -> dict:
+    """A manifest from its bytes (a local file's or a downloaded object's), validated."""
+    try:
+        manifest = json.loads(data)
+    except UnicodeDecodeError as e:
+        raise ModelIntegrityError(f"manifest {where} is not UTF-8 text: {e}") from None
+    except json.JSONDecodeError as e:
+        raise ModelIntegrityError(f"manifest {where} is not valid JSON: {e}") from None
+    return validate(manifest, where)
+
+
+def read(path: pathlib.Path) -> dict:
+    """Reads and checks a manifest; raises with a message naming the file and the problem."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ModelNotFound(f"manifest {path} does not exist") from None
+    except OSError as e:
+        raise ModelUnreadable(f"manifest {path} cannot be read: {e}") from None
+    return parse(data, path)

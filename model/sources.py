@@ -5,25 +5,14 @@ A fetcher turns a URI into local files and returns a `Fetched`: the local path (
 (for Cloud Storage, the object generation). Adding a scheme means adding one entry to `_FETCHERS`.
 """
 
-import dataclasses
 import pathlib
 import urllib.parse
 from collections.abc import Callable
 
 from model.errors import ModelNotFound
+from model.fetched import Fetched, FetchOptions
 
-
-@dataclasses.dataclass(frozen=True)
-class Fetched:
-    path: pathlib.Path
-    details: dict = dataclasses.field(default_factory=dict)
-
-
-@dataclasses.dataclass(frozen=True)
-class FetchOptions:
-    cache_dir: pathlib.Path
-    timeout_s: float
-    generation: int | None = None
+__all__ = ["Fetched", "FetchOptions", "fetch", "scheme_of"]
 
 
 def _fetch_local(uri: str, options: FetchOptions) -> Fetched:

@@ -3,6 +3,7 @@
 import pathlib
 
 from model import manifest as manifests
+from model.files import atomic_path
 
 ESTIMATORS = ("logreg", "forest")
 RUNTIMES = ("sklearn", "onnx")
@@ -43,9 +44,8 @@ def train(out: pathlib.Path, *, kind: str = "logreg", name: str = "iris", versio
     estimator = _estimator(kind).fit(x_train, y_train)
     out.mkdir(parents=True, exist_ok=True)
     artifact = out / ARTIFACT_NAME
-    tmp = artifact.with_suffix(".tmp")
-    skops.io.dump(estimator, tmp)
-    tmp.replace(artifact)
+    with atomic_path(artifact) as tmp:
+        skops.io.dump(estimator, tmp)
     compiled = None
     if runtime == "onnx":
         from model.compiled import compile_onnx

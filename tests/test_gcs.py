@@ -14,6 +14,7 @@ import requests
 from google.cloud import storage
 
 from model import gcs, gcs_client, publish
+from model.__main__ import main as model_cli
 from model.errors import ModelIntegrityError, ModelNotFound, SourceUnavailable
 from model.sources import FetchOptions, fetch
 from tests.conftest import IRIS_ROW, REPO, simultaneous_predictions
@@ -64,7 +65,7 @@ def test_fetch_after_publish_returns_manifest_and_exact_artifact(server, model_d
 
 
 def test_publish_main_prints_generations_as_json(server, trained, capsys):
-    assert publish.main(["gs://models/team/iris/", "--model-dir", str(trained("logreg"))]) == 0
+    assert model_cli(["publish", "gs://models/team/iris/", "--model-dir", str(trained("logreg"))]) == 0
 
     printed = json.loads(capsys.readouterr().out)
     assert printed["uri"] == "gs://models/team/iris"
@@ -88,7 +89,7 @@ def test_publish_command_line_uploads_and_prints_the_generation(server, trained)
 def test_publish_refuses_artifact_that_does_not_match_its_manifest(server, model_dir, capsys):
     (model_dir / "model.skops").write_bytes(b"not the trained model")
 
-    assert publish.main(["gs://models/iris", "--model-dir", str(model_dir)]) == 1
+    assert model_cli(["publish", "gs://models/iris", "--model-dir", str(model_dir)]) == 1
 
     assert "does not match" in capsys.readouterr().err
     assert list(_bucket(server).list_blobs()) == []

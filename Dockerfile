@@ -40,6 +40,7 @@ RUN apt-get update -qq \
 WORKDIR /app
 COPY main.py ./
 COPY service/ service/
+COPY inference/ inference/
 COPY model/ model/
 COPY scripts/container/warm_bytecode.py /tmp/warm_bytecode.py
 # Bake the default model in, so an instance serves without reaching any storage. Then byte-compile
@@ -81,8 +82,9 @@ WORKDIR /app
 USER 1000:1000
 EXPOSE 8080
 
-# Exec form: the server is PID 1 and gets SIGTERM itself, so Cloud Run's shutdown is graceful.
-CMD ["functions-framework", "--target=predict"]
+# The server is PID 1 (the shell execs it) and gets SIGTERM itself, so Cloud Run's shutdown is
+# graceful. Vertex AI names the port in AIP_HTTP_PORT; Cloud Run and everything else in PORT.
+CMD ["/bin/sh", "-c", "exec functions-framework --target=predict --port=\"${AIP_HTTP_PORT:-${PORT:-8080}}\""]
 
 # Last, so a new commit changes only this layer.
 ARG SOURCE_URL=""

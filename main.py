@@ -5,21 +5,23 @@ ASGI function (`functions_framework.aio.http`), so the same command serves it wi
 uvicorn's worker: the event loop keeps reading requests while the model works in its own thread,
 which is what lets concurrent requests share one model call. Every route (`POST /predict`, `GET /`,
 KServe V1 and Open Inference Protocol V2) is dispatched by `service.routes`; the model loads lazily
-and once (`model.loader`). Settings: `service/config.py`.
+and once (`model.loader`), makes its first prediction (`inference.warmup`), and runs in `inference`.
+Settings: `service/config.py`.
 """
 
 import functions_framework.aio
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from inference.warmup import warm_up
 from model.loader import ModelHolder
-from service import config, logs, routes, server_tuning, warmup
+from service import config, logs, preload, routes, server_tuning
 
 SETTINGS = config.Settings.from_env()
 logs.configure(SETTINGS.log_level, SETTINGS.revision, SETTINGS.service)
-HOLDER = ModelHolder(SETTINGS)
+HOLDER = ModelHolder(SETTINGS, warm_up=warm_up)
 APP = routes.FunctionApp(SETTINGS, HOLDER)
-warmup.install(HOLDER, SETTINGS.warmup)
+preload.install(HOLDER, SETTINGS.warmup)
 server_tuning.apply(SETTINGS.graceful_timeout_s)
 
 

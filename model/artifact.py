@@ -12,6 +12,9 @@ import warnings
 
 from model import manifest as manifests
 from model.errors import ModelIntegrityError, ModelNotFound, ModelUnreadable, ModelUnsafe, ModelVersionMismatch
+from model.schema import Feature, Schema
+from model.schema import derive as derive_schema
+from model.timeline import Timeline
 
 log = logging.getLogger("model")
 
@@ -40,39 +43,72 @@ class LoadedModel:
     estimator: object
     name: str
     version: str
-    features: list
+    schema: Schema
+    features: list  # the schema's feature names, in order
     classes: list | None
     task: str
     format: str
     sha256: str
     trained_with: dict
-    allow_nan: bool
     has_proba: bool
+    examples: list = dataclasses.field(default_factory=list)  # a few request-ready rows (warm-up, checks)
 
 
-def load(path: pathlib.Path, policy: LoadPolicy) -> LoadedModel:
-    """Loads the model at a local path: a directory, a manifest, or a bare artifact file."""
+def load(path: pathlib.Path, policy: LoadPolicy, timeline: Timeline | None = None) -> LoadedModel:
+    """Loads the model at a local path: a directory, a manifest, or a bare artifact file.
+
+    `timeline` (if given) gets the seconds spent importing libraries, verifying and deserializing.
+    """
+    timeline = timeline or Timeline()
     manifest_path, bare = _locate(path)
     if bare is not None:
-        return _load_bare(bare, policy)
+        return _load_bare(bare, policy, timeline)
     manifest = manifests.read(manifest_path)
     if manifest.get("runtime") == "onnx":
-        return _load_onnx(manifest_path, manifest)
+        return _load_onnx(manifest_path, manifest, timeline)
     info = manifest["artifact"]
     artifact = manifest_path.parent / info["file"]
     fmt = info.get("format", "skops")
     if fmt in manifests.PICKLE_FORMATS and not policy.allow_pickle:
         raise ModelUnsafe(f"{artifact} is a {fmt} artifact, which runs code when loaded; {_PICKLE_HINT}")
-    actual = _checked_sha256(artifact, info["sha256"], manifest_path)
-    _check_version(manifest["framework"]["scikit-learn"], policy, artifact)
-    estimator = _read_skops(artifact, policy) if fmt == "skops" else _read_pickle(artifact, policy)
-    features = list(manifest["features"]["names"])
-    n_in = getattr(estimator, "n_features_in_", len(features))
-    if n_in != len(features):
-        raise ModelIntegrityError(f"{manifest_path} lists {len(features)} features but the estimator takes {n_in}")
+    with timeline.step("import"):
+        _import_libraries(fmt)
+    with timeline.step("verify"):
+        actual = _checked_sha256(artifact, info["sha256"], manifest_path)
+        _check_version(manifest["framework"]["scikit-learn"], policy, artifact)
+        trusted = _trusted_skops_types(artifact, policy) if fmt == "skops" else None
+    with timeline.step("load"):
+        estimator = _read_skops(artifact, trusted) if fmt == "skops" else _read_pickle(artifact, policy)
+        features = list(manifest["features"]["names"])
+        n_in = getattr(estimator, "n_features_in_", len(features))
+        if n_in != len(features):
+            raise ModelIntegrityError(f"{manifest_path} lists {len(features)} features but the estimator takes {n_in}")
+        schema = _schema_of(manifest, manifest_path, estimator, features)
     return _describe(estimator, manifest.get("name") or policy.name or artifact.stem,
-                     str(manifest.get("version") or policy.version or actual[:12]), features, fmt, actual,
-                     manifest["framework"])
+                     str(manifest.get("version") or policy.version or actual[:12]), schema, fmt, actual,
+                     manifest["framework"], manifests.read_examples(manifest_path.parent, manifest))
+
+
+def _import_libraries(fmt: str) -> None:
+    """Imports what deserializing needs up front, so the timeline tells imports from loading."""
+    import sklearn  # noqa: F401
+
+    if fmt == "skops":
+        import skops.io  # noqa: F401
+    else:
+        import joblib  # noqa: F401
+
+
+def _schema_of(manifest: dict, manifest_path: pathlib.Path, estimator, features: list) -> Schema:
+    if "schema" not in manifest:  # written before schemas existed: derive one from the estimator
+        return derive_schema(estimator, feature_names=features)
+    try:
+        schema = Schema.from_dict(manifest["schema"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ModelIntegrityError(f"manifest {manifest_path} has an invalid schema: {e}") from None
+    if schema.names != [str(f) for f in features] and schema.layout != "text":
+        raise ModelIntegrityError(f"manifest {manifest_path}: schema features {schema.names} differ from features.names")
+    return schema
 
 
 def _checked_sha256(artifact: pathlib.Path, expected: str, manifest_path: pathlib.Path) -> str:
@@ -87,23 +123,36 @@ def _checked_sha256(artifact: pathlib.Path, expected: str, manifest_path: pathli
     return actual
 
 
-def _load_onnx(manifest_path: pathlib.Path, manifest: dict) -> LoadedModel:
+def _load_onnx(manifest_path: pathlib.Path, manifest: dict, timeline: Timeline) -> LoadedModel:
     """The compiled form: checked like the skops artifact, run without importing scikit-learn."""
-    from model.compiled import OnnxEstimator
-
+    with timeline.step("import"):
+        from model.compiled import OnnxEstimator
     info = manifest["compiled"]
     path = manifest_path.parent / info["file"]
-    sha = _checked_sha256(path, info["sha256"], manifest_path)
-    estimator = OnnxEstimator(path, manifest.get("classes"))
+    with timeline.step("verify"):
+        sha = _checked_sha256(path, info["sha256"], manifest_path)
     features = list(manifest["features"]["names"])
-    if estimator.n_features_in_ not in (len(features), None, "N"):
-        raise ModelIntegrityError(f"{manifest_path} lists {len(features)} features but {path} takes {estimator.n_features_in_}")
+    with timeline.step("load"):
+        estimator = OnnxEstimator(path, manifest.get("classes"))
+        if estimator.n_features_in_ not in (len(features), None, "N"):
+            raise ModelIntegrityError(f"{manifest_path} lists {len(features)} features "
+                                      f"but {path} takes {estimator.n_features_in_}")
+        schema = _onnx_schema(manifest, manifest_path, features)
     return LoadedModel(
         estimator=estimator, name=str(manifest.get("name") or path.stem), version=str(manifest.get("version") or sha[:12]),
-        features=features, classes=manifest.get("classes"), task=manifest.get("task", "classification"),
-        format="onnx", sha256=sha, trained_with=dict(manifest["framework"]),
-        # Missing values are not carried over by the conversion: refuse NaN rather than guess.
-        allow_nan=False, has_proba=estimator.has_proba)
+        schema=schema, features=schema.names, classes=manifest.get("classes"),
+        task=manifest.get("task", "classification"), format="onnx", sha256=sha, trained_with=dict(manifest["framework"]),
+        has_proba=estimator.has_proba, examples=manifests.read_examples(manifest_path.parent, manifest))
+
+
+def _onnx_schema(manifest: dict, manifest_path: pathlib.Path, features: list) -> Schema:
+    if "schema" in manifest:
+        try:
+            return Schema.from_dict(manifest["schema"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise ModelIntegrityError(f"manifest {manifest_path} has an invalid schema: {e}") from None
+    # Missing values are not carried over by the conversion: refuse NaN rather than guess.
+    return Schema(tuple(Feature(str(f), "number") for f in features), "matrix")
 
 
 def _locate(path: pathlib.Path) -> tuple[pathlib.Path | None, pathlib.Path | None]:
@@ -128,20 +177,22 @@ def _locate(path: pathlib.Path) -> tuple[pathlib.Path | None, pathlib.Path | Non
     raise ModelIntegrityError(f"{path} has no {manifests.MANIFEST_NAME} beside it, so its SHA-256 cannot be checked")
 
 
-def _load_bare(artifact: pathlib.Path, policy: LoadPolicy) -> LoadedModel:
+def _load_bare(artifact: pathlib.Path, policy: LoadPolicy, timeline: Timeline) -> LoadedModel:
     if not policy.allow_pickle:
         raise ModelUnsafe(f"{artifact} is a pickle/joblib file, which runs code when loaded; {_PICKLE_HINT}")
-    sha = manifests.sha256_of(artifact)
-    estimator = _read_pickle(artifact, policy)
-    names = getattr(estimator, "feature_names_in_", None)
-    n = getattr(estimator, "n_features_in_", None)
-    if names is None and n is None:
-        raise ModelUnreadable(f"{artifact} holds a {type(estimator).__name__} that is not a fitted scikit-learn estimator")
-    features = [str(f) for f in names] if names is not None else [f"x{i}" for i in range(n)]
+    with timeline.step("import"):
+        _import_libraries("joblib")
+    with timeline.step("verify"):
+        sha = manifests.sha256_of(artifact)
+    with timeline.step("load"):
+        estimator = _read_pickle(artifact, policy)
+        if getattr(estimator, "feature_names_in_", None) is None and getattr(estimator, "n_features_in_", None) is None:
+            raise ModelUnreadable(f"{artifact} holds a {type(estimator).__name__} that is not a fitted scikit-learn estimator")
+        schema = derive_schema(estimator)
     import sklearn
 
-    return _describe(estimator, policy.name or artifact.stem, policy.version or sha[:12], features, "joblib", sha,
-                     {"scikit-learn": sklearn.__version__, "source": "unknown (no manifest)"})
+    return _describe(estimator, policy.name or artifact.stem, policy.version or sha[:12], schema, "joblib", sha,
+                     {"scikit-learn": sklearn.__version__, "source": "unknown (no manifest)"}, [])
 
 
 def _check_version(trained: str, policy: LoadPolicy, artifact: pathlib.Path) -> None:
@@ -156,7 +207,8 @@ def _check_version(trained: str, policy: LoadPolicy, artifact: pathlib.Path) -> 
     log.warning(message, extra={"event": "version_mismatch"})
 
 
-def _read_skops(artifact: pathlib.Path, policy: LoadPolicy):
+def _trusted_skops_types(artifact: pathlib.Path, policy: LoadPolicy) -> list[str]:
+    """The types the file would create, if all are on the server's allow-list (built in plus MODEL_TRUSTED_TYPES)."""
     import skops.io
 
     try:
@@ -168,8 +220,14 @@ def _read_skops(artifact: pathlib.Path, policy: LoadPolicy):
     if refused:
         raise ModelUnsafe(f"{artifact} holds types outside the trusted list: {', '.join(refused)}; "
                           "add them to MODEL_TRUSTED_TYPES only if you trust the artifact's author")
+    return list(untrusted)
+
+
+def _read_skops(artifact: pathlib.Path, trusted: list[str]):
+    import skops.io
+
     try:
-        return skops.io.load(artifact, trusted=list(untrusted))
+        return skops.io.load(artifact, trusted=trusted)
     except Exception as e:
         raise ModelUnreadable(f"{artifact} could not be loaded by skops: {type(e).__name__}: {e}") from None
 
@@ -194,7 +252,7 @@ def _read_pickle(artifact: pathlib.Path, policy: LoadPolicy):
     return estimator
 
 
-def _describe(estimator, name, version, features, fmt, sha, trained_with) -> LoadedModel:
+def _describe(estimator, name, version, schema: Schema, fmt, sha, trained_with, examples) -> LoadedModel:
     from sklearn.utils import get_tags
 
     tags = get_tags(estimator)
@@ -203,12 +261,13 @@ def _describe(estimator, name, version, features, fmt, sha, trained_with) -> Loa
         estimator=estimator,
         name=str(name),
         version=str(version),
-        features=[str(f) for f in features],
+        schema=schema,
+        features=schema.names,
         classes=classes.tolist() if classes is not None else None,
         task="classification" if tags.estimator_type == "classifier" else tags.estimator_type or "regression",
         format=fmt,
         sha256=sha,
         trained_with=dict(trained_with),
-        allow_nan=bool(tags.input_tags.allow_nan),
         has_proba=hasattr(estimator, "predict_proba"),
+        examples=examples,
     )

@@ -59,7 +59,7 @@ class OnnxEstimator:
             raise ModelUnreadable(f"{path} is compiled for ONNX Runtime, which this installation lacks; install "
                                   "requirements-onnx.txt (image: --build-arg REQUIREMENTS=requirements-onnx.txt)") from None
         options = onnxruntime.SessionOptions()
-        # One thread per call: the server runs calls from many request threads, and Cloud Run's
+        # One thread per call: the server makes every call from its one model thread, and Cloud Run's
         # instance has one vCPU; intra-op threads would only contend.
         options.intra_op_num_threads = options.inter_op_num_threads = 1
         try:

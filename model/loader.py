@@ -14,13 +14,17 @@ import time
 
 from model import artifact, sources
 from model.errors import ModelLoadError
+from model.timeline import Timeline
 
 log = logging.getLogger("model")
 
 
 class ModelHolder:
-    def __init__(self, settings):
+    def __init__(self, settings, warm_up=None):
+        """`warm_up(model)`, if given, runs the model's first prediction before the model is handed out:
+        readiness then means a prediction has been made, and a model that cannot make one fails to load."""
         self._settings = settings
+        self._warm_up = warm_up
         self._policy = artifact.LoadPolicy(
             allow_pickle=settings.allow_pickle,
             allow_version_mismatch=settings.allow_version_mismatch,
@@ -79,40 +83,44 @@ class ModelHolder:
 
     def _load(self) -> artifact.LoadedModel:
         uri = self._settings.model_uri
-        started = time.perf_counter()
+        timeline = Timeline()
         self._loading = True
         try:
-            fetched = sources.fetch(uri, sources.FetchOptions(
-                cache_dir=self._settings.cache_dir,
-                timeout_s=self._settings.fetch_timeout_s,
-                generation=self._settings.model_generation,
-            ))
-            model = artifact.load(fetched.path, self._policy)
+            with timeline.step("fetch"):
+                fetched = sources.fetch(uri, sources.FetchOptions(
+                    cache_dir=self._settings.cache_dir,
+                    timeout_s=self._settings.fetch_timeout_s,
+                    generation=self._settings.model_generation,
+                ))
+            model = artifact.load(fetched.path, self._policy, timeline)
+            if self._warm_up is not None:
+                with timeline.step("first_prediction"):
+                    self._warm_up(model)
         except ModelLoadError as e:
-            self._fail(e, uri, started)
+            self._fail(e, uri, timeline)
             raise
         except Exception as e:  # a bug or an unforeseen library error: report it without its text
             log.exception("unexpected error while loading the model", extra={"event": "model_load_failed", "uri": uri})
             error = ModelLoadError(f"loading the model from {uri} failed unexpectedly ({type(e).__name__}); see the logs")
-            self._fail(error, uri, started, logged=True)
+            self._fail(error, uri, timeline, logged=True)
             raise error from None
         finally:
             self._loading = False
-        seconds = time.perf_counter() - started
         self._model, self._source, self._error, self._failures = model, {"uri": uri, **fetched.details}, None, 0
         # The model's objects live as long as the process: keep the collector from walking them.
         gc.collect()
         gc.freeze()
-        log.info(f"model loaded: {model.name} {model.version} from {uri} in {seconds:.3f}s", extra={
+        startup = timeline.as_dict()
+        log.info(f"model loaded: {model.name} {model.version} from {uri} in {startup['total_s']:.3f}s", extra={
             "event": "model_loaded", "source": self._source, "model_name": model.name, "model_version": model.version,
-            "format": model.format, "seconds": round(seconds, 4), "pid": os.getpid()})
+            "format": model.format, "seconds": startup["total_s"], "startup": startup, "pid": os.getpid()})
         return model
 
-    def _fail(self, error: ModelLoadError, uri: str, started: float, logged: bool = False) -> None:
+    def _fail(self, error: ModelLoadError, uri: str, timeline: Timeline, logged: bool = False) -> None:
         self._failures += 1
         delay = min(self._settings.retry_backoff_s * 2 ** (self._failures - 1), self._settings.retry_backoff_max_s)
         self._error, self._retry_at = error, time.monotonic() + delay
         if not logged:
             log.error(f"model load failed: {error}", extra={
                 "event": "model_load_failed", "uri": uri, "reason": error.reason,
-                "seconds": round(time.perf_counter() - started, 4), "retry_in_s": round(delay, 2)})
+                "seconds": timeline.as_dict()["total_s"], "retry_in_s": round(delay, 2)})

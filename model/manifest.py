@@ -127,3 +127,24 @@ def read(path: pathlib.Path) -> dict:
     except OSError as e:
         raise ModelUnreadable(f"manifest {path} cannot be read: {e}") from None
     return parse(data, path)
+
+
+def read_examples(directory: pathlib.Path, manifest: dict, limit: int = 8) -> list:
+    """Up to `limit` example rows named by the manifest (request-ready JSON values), [] when there are none.
+
+    They only feed the warm-up prediction, so a file that is missing or does not parse gives none.
+    """
+    entry = manifest.get("examples")
+    if not isinstance(entry, dict):
+        return []
+    rows = []
+    try:
+        with open(directory / entry["file"], encoding="utf-8") as lines:
+            for line in lines:
+                if line.strip():
+                    rows.append(json.loads(line))
+                if len(rows) >= limit:
+                    break
+    except (OSError, ValueError):
+        return []
+    return rows

@@ -44,6 +44,11 @@ VARIABLES = (
     Variable("K_REVISION", "", "set by Cloud Run; reported in GET / and in logs", per_release=False),
     Variable("GOOGLE_CLOUD_PROJECT", "", "makes trace ids full Cloud Logging trace names (set by every deploy)",
              per_release=False),
+    Variable("AIP_HTTP_PORT", "", "set by Vertex AI: the port to listen on (takes precedence over PORT)", per_release=False),
+    Variable("AIP_HEALTH_ROUTE", "", "set by Vertex AI: a route answering 200 once the model is ready", per_release=False),
+    Variable("AIP_PREDICT_ROUTE", "", "set by Vertex AI: a route taking {\"instances\": [...]}", per_release=False),
+    Variable("AIP_STORAGE_URI", "", "set by Vertex AI: the model's gs:// directory, used when MODEL_URI is unset",
+             per_release=False),
 )
 
 
@@ -75,6 +80,15 @@ def _number(env, name: str, default, kind=float, minimum=0):
     return value
 
 
+def _route(env, name: str) -> str | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    if not raw.startswith("/") or any(c in raw for c in "?# "):
+        raise ConfigError(f"{name}={raw!r} must be a path starting with / (no query, fragment or spaces)")
+    return raw
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     model_uri: str
@@ -97,6 +111,8 @@ class Settings:
     service: str | None
     revision: str | None
     project: str | None
+    health_route: str | None
+    predict_route: str | None
 
     @classmethod
     def from_env(cls, env=None) -> "Settings":
@@ -106,7 +122,7 @@ class Settings:
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError(f"LOG_LEVEL={level!r} is not one of DEBUG, INFO, WARNING, ERROR")
         return cls(
-            model_uri=env.get("MODEL_URI", "").strip() or str(DEFAULT_MODEL_DIR),
+            model_uri=env.get("MODEL_URI", "").strip() or env.get("AIP_STORAGE_URI", "").strip() or str(DEFAULT_MODEL_DIR),
             model_generation=generation,
             cache_dir=pathlib.Path(env.get("MODEL_CACHE_DIR") or pathlib.Path(tempfile.gettempdir(), "model-cache")),
             fetch_timeout_s=_number(env, "MODEL_FETCH_TIMEOUT_S", 20.0, float, 0.1),
@@ -126,4 +142,6 @@ class Settings:
             service=env.get("K_SERVICE") or None,
             revision=env.get("K_REVISION") or None,
             project=env.get("GOOGLE_CLOUD_PROJECT") or env.get("GCP_PROJECT") or None,
+            health_route=_route(env, "AIP_HEALTH_ROUTE"),
+            predict_route=_route(env, "AIP_PREDICT_ROUTE"),
         )

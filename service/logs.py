@@ -37,7 +37,7 @@ def configure(level: str, revision: str | None, service: str | None) -> None:
     """Sends the `model` and `request` loggers to stdout as JSON lines; idempotent."""
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter(_static(revision, service)))
-    for name in ("model", "request", "service"):
+    for name in ("model", "request"):
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]
         logger.setLevel(level)

@@ -1,77 +1,118 @@
 """Request and response shapes of the three protocols served: plain/Vertex, KServe V1, and V2.
 
-The V2 (Open Inference Protocol) shapes follow what KServe's, MLServer's and Triton's clients send:
+Rows are validated against the model's schema by `inference.rows` (its InvalidInput is answered as a
+400 by the router). The V2 (Open Inference Protocol) shapes follow what KServe's, MLServer's and Triton's clients send:
 tensors with `name`, `shape`, `datatype` and `data` (flat, row-major, or nested), unknown keys ignored.
 """
 
+from inference import rows
 from service.errors import BadRequest
-from service.parsing import flag, to_matrix
+from service.parsing import flag
 
 _NUMERIC = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"}
+# MLServer's request-level codecs: pandas (one input per column) and numpy (one tensor).
+_CONTENT_TYPES = ("pd", "np")
+DATATYPES = {"number": "FP64", "integer": "INT64", "string": "BYTES", "boolean": "BOOL"}
 OUTPUTS = ("predict", "predict_proba")
 
 
 def plain_rows(body, model, max_rows: int):
-    """(rows, probabilities?) from `{"instances": [...], "parameters": {...}}` or `{"features": [...]}`."""
+    """(rows, probabilities?) from `{"instances": [...], "parameters": {...}}` or `{"features": ...}` (one row)."""
     if not isinstance(body, dict):
         raise BadRequest('request body must be a JSON object with "instances" (rows) or "features" (one row)')
     if ("instances" in body) == ("features" in body):
         raise BadRequest('request body must have exactly one of "instances" (a list of rows) or "features" (one row)')
+    params = _parameters(body)
+    if "features" in body and not isinstance(body["features"], (list, dict, str)):
+        raise BadRequest('"features" must be an array of values, an object keyed by feature name, or (text models) a string')
+    instances = body["instances"] if "instances" in body else [body["features"]]
+    return rows.from_instances(model.schema, instances, max_rows), flag(params, "probabilities")
+
+
+def _parameters(body) -> dict:
     params = body.get("parameters")
     params = {} if params is None else params
     if not isinstance(params, dict):
         raise BadRequest('"parameters" must be an object')
-    rows = body["instances"] if "instances" in body else [body["features"]]
-    if "features" in body and not isinstance(body["features"], (list, dict)):
-        raise BadRequest('"features" must be an array of numbers or an object keyed by feature name')
-    return to_matrix(rows, model.features, max_rows, model.allow_nan), flag(params, "probabilities")
+    return params
 
 
-def plain_response(model, labels, probs) -> dict:
-    body = {"predictions": labels, "model": {"name": model.name, "version": model.version}}
-    if probs is not None:
-        body["probabilities"], body["classes"] = probs, model.classes
+def plain_response(model, outcome) -> dict:
+    body = {"predictions": outcome.labels, "model": {"name": model.name, "version": model.version}}
+    if outcome.probabilities is not None:
+        body["probabilities"], body["classes"] = outcome.probabilities, model.classes
     return body
 
 
 def v2_rows(body, model, max_rows: int):
-    """(rows, probabilities?, echo) from a V2 inference request."""
+    """(rows, probabilities?, outputs) from a V2 inference request.
+
+    The inputs are one `[rows, features]` tensor (or `[rows]` of strings for a text model), or one
+    tensor per feature named as the feature (MLServer's pandas codec, `"content_type": "pd"`).
+    """
     if not isinstance(body, dict) or not isinstance(body.get("inputs"), list) or not body["inputs"]:
         raise BadRequest('request body must be a JSON object with a non-empty "inputs" array of tensors')
     inputs = body["inputs"]
     for i, tensor in enumerate(inputs):
         _check_tensor(tensor, i)
-    n = len(model.features)
-    if len(inputs) == 1:
-        tensor = inputs[0]
-        shape = tensor["shape"]
-        if len(shape) == 1 and shape[0] == n:
-            shape = [1, n]
-        if len(shape) != 2 or shape[1] != n:
-            raise BadRequest(f"input {tensor['name']!r} has shape {tensor['shape']}; expected [rows, {n}]")
-        rows = _chunk(_flat(tensor, shape[0] * shape[1]), n)
+    params = _parameters(body)
+    content_type = params.get("content_type")
+    if content_type is not None and content_type not in _CONTENT_TYPES:
+        raise BadRequest(f'parameters.content_type {content_type!r} is not supported; use one of {", ".join(_CONTENT_TYPES)}')
+    schema = model.schema
+    if len(inputs) == 1 and not (len(schema.features) == 1 and inputs[0]["name"] == schema.names[0] != "text"):
+        found = rows.from_instances(schema, _rows_of(inputs[0], schema), max_rows, "inputs")
     else:
-        names = [t["name"] for t in inputs]
-        if sorted(names) != sorted(model.features):
-            raise BadRequest(f"inputs must be one [rows, {n}] tensor or one tensor per feature named "
-                             f"{', '.join(model.features)}; got {', '.join(names)}")
         columns = {}
         for tensor in inputs:
-            count = tensor["shape"][0] if tensor["shape"] else 0
             if any(d != 1 for d in tensor["shape"][1:]):
                 raise BadRequest(f"input {tensor['name']!r} must have shape [rows] or [rows, 1], got {tensor['shape']}")
-            columns[tensor["name"]] = _flat(tensor, count)
-        counts = {len(c) for c in columns.values()}
-        if len(counts) != 1:
-            raise BadRequest("per-feature inputs must all have the same number of rows")
-        rows = [list(r) for r in zip(*(columns[f] for f in model.features))]
+            if tensor["name"] in columns:
+                raise BadRequest(f"input {tensor['name']!r} appears twice")
+            feature = _check_datatype(tensor, schema)
+            values = _flat(tensor, tensor["shape"][0] if tensor["shape"] else 0)
+            columns[tensor["name"]] = values if feature is None or feature.kind == "boolean" else _bools_as_ints(tensor, values)
+        found = rows.from_columns(schema, columns, max_rows)
     outputs = _requested_outputs(body)
-    params = body.get("parameters")
-    params = {} if params is None else params
-    if not isinstance(params, dict):
-        raise BadRequest('"parameters" must be an object')
-    proba = "predict_proba" in outputs or flag(params, "probabilities")
-    return to_matrix(rows, model.features, max_rows, model.allow_nan, what="inputs"), proba, outputs
+    return found, "predict_proba" in outputs or flag(params, "probabilities"), outputs
+
+
+def _rows_of(tensor, schema) -> list:
+    """The rows of a single tensor: `[rows, n]` values, or `[rows]` / `[rows, 1]` texts for a text model."""
+    n = len(schema.features)
+    shape = tensor["shape"]
+    if schema.layout == "text":
+        if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
+            raise BadRequest(f"input {tensor['name']!r} has shape {shape}; a text model takes [rows] or [rows, 1] strings")
+        return _flat(tensor, shape[0])
+    if len(shape) == 1 and shape[0] == n:
+        shape = [1, n]
+    if len(shape) != 2 or shape[1] != n:
+        raise BadRequest(f"input {tensor['name']!r} has shape {tensor['shape']}; expected [rows, {n}] or one tensor "
+                         f"per feature ({', '.join(schema.names)})")
+    values = _flat(tensor, shape[0] * shape[1])
+    if not any(f.kind == "boolean" for f in schema.features):
+        values = _bools_as_ints(tensor, values)
+    return _chunk(values, n)
+
+
+def _bools_as_ints(tensor, values: list) -> list:
+    """A BOOL tensor's true/false as 1/0 for numeric features, as numpy reads a bool array as numbers."""
+    return [int(v) if type(v) is bool else v for v in values] if tensor["datatype"] == "BOOL" else values
+
+
+def _check_datatype(tensor, schema):
+    """The feature the tensor feeds (None if no feature has its name), if its datatype fits that feature."""
+    feature = next((f for f in schema.features if f.name == tensor["name"]), None)
+    if feature is None:
+        return None  # from_columns names the unknown input
+    datatype = tensor["datatype"]
+    fits = datatype == "BYTES" if feature.kind == "string" else (
+        datatype == "BOOL" if feature.kind == "boolean" else datatype in _NUMERIC)
+    if not fits:
+        raise BadRequest(f"input {tensor['name']!r} has datatype {datatype}, but feature {feature.name} takes "
+                         f"{feature.kind} values (datatype {DATATYPES[feature.kind]})")
+    return feature
 
 
 def _check_tensor(tensor, i: int) -> None:
@@ -85,8 +126,11 @@ def _check_tensor(tensor, i: int) -> None:
     shape = tensor["shape"]
     if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
         raise BadRequest(f"inputs[{i}].shape must be an array of non-negative integers")
-    if not isinstance(tensor["datatype"], str) or tensor["datatype"] not in _NUMERIC:
-        raise BadRequest(f"inputs[{i}].datatype {tensor['datatype']!r} is not supported; use a numeric type such as FP32 or FP64")
+    if not isinstance(tensor["datatype"], str) or tensor["datatype"] not in _NUMERIC | {"BYTES"}:
+        raise BadRequest(f"inputs[{i}].datatype {tensor['datatype']!r} is not supported; use BYTES, BOOL or a numeric "
+                         "type such as INT64 or FP64")
+    if isinstance(tensor.get("parameters"), dict) and tensor["parameters"].get("binary_data_size") is not None:
+        raise BadRequest(f"inputs[{i}] uses the binary data extension, which is not supported; send the data as JSON")
 
 
 def _flat(tensor, expected: int) -> list:
@@ -99,8 +143,6 @@ def _flat(tensor, expected: int) -> list:
         data = [v for d in data for v in d]
     if len(data) != expected:
         raise BadRequest(f"input {tensor['name']!r} has {len(data)} values but its shape {tensor['shape']} needs {expected}")
-    if tensor["datatype"] == "BOOL":
-        data = [int(v) if type(v) is bool else v for v in data]
     return data
 
 
@@ -132,8 +174,8 @@ def datatype_of(values) -> str:
     return "BYTES"
 
 
-def v2_response(model, labels, probs, outputs, request_body) -> dict:
-    data = {"predict": labels, "predict_proba": probs}
+def v2_response(model, outcome, outputs, request_body) -> dict:
+    labels, probs = outcome.labels, outcome.probabilities
     body = {"model_name": model.name, "model_version": model.version, "outputs": []}
     if isinstance(request_body.get("id"), str):
         body["id"] = request_body["id"]
@@ -144,16 +186,17 @@ def v2_response(model, labels, probs, outputs, request_body) -> dict:
         else:
             width = len(probs[0]) if probs else 0
             body["outputs"].append({"name": name, "shape": [len(probs), width], "datatype": "FP64",
-                                    "data": [p for row in data[name] for p in row]})
+                                    "data": [p for row in probs for p in row]})
     return body
 
 
 def v2_metadata(model) -> dict:
+    """One input per feature with its datatype; the whole schema (nullable, categories) is in GET /."""
     label_type = datatype_of(model.classes) if model.classes else "FP64"
     outputs = [{"name": "predict", "datatype": label_type, "shape": [-1]}]
     if model.has_proba and model.classes:
         outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(model.classes)]})
-    return {"name": model.name, "versions": [model.version], "platform": "sklearn",
-            "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, len(model.features)],
-                        "parameters": {"features": model.features}}],
-            "outputs": outputs}
+    schema = model.schema
+    inputs = [{"name": f.name, "datatype": DATATYPES[f.kind], "shape": [-1, 1]} for f in schema.features]
+    return {"name": model.name, "versions": [model.version], "platform": "sklearn", "inputs": inputs,
+            "outputs": outputs, "parameters": {"content_type": "pd" if schema.layout == "frame" else "np"}}

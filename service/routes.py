@@ -2,31 +2,29 @@
 
 Framework-neutral: it sees the method, path, headers and a body reader, so the HTTP edge in
 `main.py` stays a few lines and tests can drive every route through the real function.
+Every handler is a coroutine taking the parsed JSON body (None for GET) and the path's parameters.
 """
 
 import asyncio
 import dataclasses
 import functools
-import inspect
 import json
 import logging
-import pathlib
 import re
 import time
 
+from inference.errors import InvalidInput
+from inference.predictor import Predictor
 from model.errors import ModelLoadError
-from service import errors, logs, parsing, protocols
-from service.errors import HttpError, NotFound, ServiceUnavailable
-from service.predictor import Predictor
+from service import errors, logs, openapi, parsing, protocols
+from service.errors import BadRequest, HttpError, NotFound, ServiceUnavailable
 
 log = logging.getLogger("request")
-OPENAPI_PATH = pathlib.Path(__file__).with_name("openapi.json")
 
 
-@functools.cache
-def _openapi_document() -> dict:
-    """The published HTTP contract (service/openapi.json), read once."""
-    return json.loads(OPENAPI_PATH.read_text())
+def is_v2(path: str) -> bool:
+    """Open Inference Protocol (V2) paths answer errors in that protocol's shape."""
+    return path == "/v2" or path.startswith("/v2/")
 
 
 @dataclasses.dataclass
@@ -34,7 +32,7 @@ class Reply:
     status: int
     body: dict
     headers: dict = dataclasses.field(default_factory=dict)
-    rows: int = 0
+    log_fields: dict = dataclasses.field(default_factory=dict)  # added to the request's log line
 
     def encode(self) -> bytes:
         return json.dumps(self.body, separators=(",", ":")).encode()
@@ -48,26 +46,32 @@ class FunctionApp:
         self._predictor: Predictor | None = None
         model = r"/(?P<name>[^/:]+)"
         version = r"(?:/versions/[^/]+)?"
-        self._routes = [
-            (re.compile(r"/"), {"GET": self._metadata, "POST": self._predict_plain}),
-            (re.compile(r"/predict"), {"POST": self._predict_plain}),
+        plain = functools.partial(self._predict, protocol="plain")
+        # Vertex AI names its own health and predict routes; they come first, so they win over ours.
+        self._routes = [(re.compile(re.escape(route)), handlers) for route, handlers in (
+            (settings.health_route, {"GET": self._ready}), (settings.predict_route, {"POST": plain})) if route]
+        self._routes += [
+            (re.compile(r"/"), {"GET": self._metadata, "POST": plain}),
+            (re.compile(r"/predict"), {"POST": plain}),
             (re.compile(r"/openapi.json"), {"GET": self._openapi}),
             (re.compile(r"/v1/models" + model), {"GET": self._model_ready}),
-            (re.compile(r"/v1/models" + model + ":predict"), {"POST": self._predict_v1}),
+            (re.compile(r"/v1/models" + model + ":predict"), {"POST": functools.partial(self._predict, protocol="v1")}),
             (re.compile(r"/v2/health/live"), {"GET": self._live}),
             (re.compile(r"/v2/health/ready"), {"GET": self._ready}),
             (re.compile(r"/v2"), {"GET": self._v2_server}),
             (re.compile(r"/v2/models" + model + version), {"GET": self._v2_model}),
             (re.compile(r"/v2/models" + model + version + "/ready"), {"GET": self._model_ready}),
-            (re.compile(r"/v2/models" + model + version + "/infer"), {"POST": self._predict_v2}),
+            (re.compile(r"/v2/models" + model + version + "/infer"), {"POST": functools.partial(self._predict, protocol="v2")}),
         ]
 
     async def handle(self, method: str, path: str, headers, content_length: int | None, receive) -> Reply:
         """The reply to one request; `await receive()` gives the body's next chunk (b"" at its end)."""
         started = time.perf_counter()
-        v2 = path.startswith("/v2/")
+        v2 = is_v2(path)
         try:
             reply = await self._dispatch(method, path, headers, content_length, receive)
+        except InvalidInput as e:
+            reply = Reply(400, BadRequest(e.message).body(v2))
         except HttpError as e:
             reply = Reply(e.code, e.body(v2), e.headers)
         except Exception:
@@ -83,7 +87,7 @@ class FunctionApp:
         self._request_log.write(severity, f"{method} {path} {reply.status}", {
             "httpRequest": {"requestMethod": method, "requestUrl": path, "status": reply.status,
                             "latency": f"{seconds:.6f}s", "userAgent": headers.get("User-Agent", "")},
-            "status": reply.status, "rows": reply.rows, "latency_ms": round(seconds * 1000, 3),
+            "status": reply.status, "rows": 0, **reply.log_fields, "latency_ms": round(seconds * 1000, 3),
             **logs.trace_fields(headers, self._settings.project)})
 
     async def _dispatch(self, method, path, headers, content_length, receive) -> Reply:
@@ -94,12 +98,12 @@ class FunctionApp:
                 handler = handlers.get(method)
                 if handler is None:
                     raise errors.MethodNotAllowed(method, tuple(handlers))
-                if method != "POST":
-                    reply = handler(**match.groupdict())
-                    return await reply if inspect.isawaitable(reply) else reply
-                parsing.check_content_type(headers.get("Content-Type"))
-                body = await parsing.read_body(receive, content_length, self._settings.max_body_bytes)
-                return await handler(parsing.parse_json(body), **match.groupdict())
+                body = None
+                if method == "POST":
+                    parsing.check_content_type(headers.get("Content-Type"))
+                    body = parsing.parse_json(
+                        await parsing.read_body(receive, content_length, self._settings.max_body_bytes))
+                return await handler(body, **match.groupdict())
         raise NotFound(f"no route for {path}; try GET / for the model, POST /predict to predict")
 
     async def _model(self, name: str | None = None):
@@ -116,70 +120,70 @@ class FunctionApp:
     def _predictor_for(self, model) -> Predictor:
         # Runs on the event loop's one thread only, so no lock is needed around the swap.
         if self._predictor is None or self._predictor.model is not model:
+            # A merged call holds at most MAX_ROWS rows, and never fewer than 1,024 (one request alone may
+            # carry MAX_ROWS rows, so a smaller cap would only stop small requests from sharing a call).
             self._predictor = Predictor(model, self._settings.batching, max(1024, self._settings.max_rows))
         return self._predictor
 
-    async def _predict_plain(self, body):
-        model = await self._model()
-        rows, proba = protocols.plain_rows(body, model, self._settings.max_rows)
-        labels, probs = await self._predictor_for(model)(rows, proba)
-        return Reply(200, protocols.plain_response(model, labels, probs), self._model_headers(model), len(labels))
-
-    async def _predict_v1(self, body, name):
+    async def _predict(self, body, name=None, *, protocol: str) -> Reply:
+        """POST /predict and / (plain, Vertex AI), KServe V1 and V2 `infer`: one path, three shapes."""
         model = await self._model(name)
-        if not isinstance(body, dict) or "instances" not in body:
-            raise errors.BadRequest('KServe V1 requests must be a JSON object with "instances"')
-        rows, proba = protocols.plain_rows(body, model, self._settings.max_rows)
-        labels, probs = await self._predictor_for(model)(rows, proba)
-        return Reply(200, protocols.plain_response(model, labels, probs), self._model_headers(model), len(labels))
-
-    async def _predict_v2(self, body, name):
-        model = await self._model(name)
-        rows, proba, outputs = protocols.v2_rows(body, model, self._settings.max_rows)
-        labels, probs = await self._predictor_for(model)(rows, proba)
-        return Reply(200, protocols.v2_response(model, labels, probs, outputs, body), self._model_headers(model), len(labels))
+        max_rows = self._settings.max_rows
+        if protocol == "v2":
+            rows, proba, outputs = protocols.v2_rows(body, model, max_rows)
+        else:
+            if protocol == "v1" and (not isinstance(body, dict) or "instances" not in body):
+                raise BadRequest('KServe V1 requests must be a JSON object with "instances"')
+            rows, proba = protocols.plain_rows(body, model, max_rows)
+        outcome = await self._predictor_for(model)(rows, proba)
+        reply = (protocols.v2_response(model, outcome, outputs, body) if protocol == "v2"
+                 else protocols.plain_response(model, outcome))
+        return Reply(200, reply, self._model_headers(model), {
+            "rows": rows.count, "batch_rows": outcome.batch_rows, "queued_ms": outcome.queued_ms})
 
     @staticmethod
     def _model_headers(model) -> dict:
         return {"X-Model-Name": model.name, "X-Model-Version": model.version}
 
-    def _metadata(self):
+    async def _metadata(self, body):
         model = self._holder.model
-        body = {"status": "alive", "ready": model is not None, "service": self._settings.service,
+        info = {"status": "alive", "ready": model is not None, "service": self._settings.service,
                 "revision": self._settings.revision}
         if model is None:
             self._holder.start_background_load()
             error = self._holder.last_error
-            body.update({"name": None, "version": None, "features": None, "classes": None})
+            info.update({"name": None, "version": None, "features": None, "classes": None})
             if error is not None:
-                body["error"] = str(error)
-            return Reply(200, body)
-        body.update({"name": model.name, "version": model.version, "features": model.features,
+                info["error"] = str(error)
+            return Reply(200, info)
+        info.update({"name": model.name, "version": model.version, "features": model.features,
                      "classes": model.classes, "task": model.task, "format": model.format,
-                     "sha256": model.sha256, "trained_with": model.trained_with, "source": self._holder.source})
-        return Reply(200, body, self._model_headers(model))
+                     "schema": model.schema.to_dict(), "sha256": model.sha256, "trained_with": model.trained_with,
+                     "source": self._holder.source})
+        return Reply(200, info, self._model_headers(model))
 
-    def _openapi(self):
-        return Reply(200, _openapi_document())
+    async def _openapi(self, body):
+        return Reply(200, openapi.document(self._holder.model))
 
-    def _live(self):
+    async def _live(self, body):
         return Reply(200, {"live": True})
 
-    def _ready(self):
+    async def _ready(self, body):
+        """200 once the model is loaded and has made its first prediction; 503 (with the load error) until then."""
         if self._holder.model is not None:
             return Reply(200, {"ready": True})
         self._holder.start_background_load()
         error = self._holder.last_error
         raise ServiceUnavailable(f"model not ready: {error}" if error else "model is loading")
 
-    def _v2_server(self):
+    async def _v2_server(self, body):
         return Reply(200, {"name": "sklearn-function", "version": "1", "extensions": []})
 
-    async def _v2_model(self, name):
+    async def _v2_model(self, body, name):
         return Reply(200, protocols.v2_metadata(await self._model(name)))
 
-    async def _model_ready(self, name):
+    async def _model_ready(self, body, name):
         """KServe V1 `GET /v1/models/<name>` and V2 `GET /v2/models/<name>/ready` answer alike."""
-        self._ready()
+        await self._ready(body)
         await self._model(name)
         return Reply(200, {"name": name, "ready": True})

@@ -1,7 +1,10 @@
 """Server settings that functions-framework does not expose, applied before its server starts.
 
-Importing main.py happens in gunicorn's master before functions-framework builds its server, which is
-why these hooks work from there.
+`functions-framework --target=predict` stays the command; these are the only places where this
+project reaches into functions-framework's private internals, all listed in `INTERNALS` and checked
+by tests/test_server_tuning.py, so an upgrade that moves one fails that test by name instead of
+silently changing how the server behaves. Importing main.py happens in gunicorn's master before
+functions-framework builds its server, which is why these hooks work from there.
 - Cloud Run sends SIGTERM and kills the instance 10 s later; gunicorn's default graceful timeout is
   30 s. GRACEFUL_TIMEOUT_S (default 8) bounds how long in-flight requests may finish after SIGTERM,
   so the server exits on its own inside Cloud Run's window.
@@ -12,17 +15,41 @@ why these hooks work from there.
   match), all in plain text; they get the function's JSON error shape like every other error.
 """
 
+import importlib
 import json
+
+# (module, attribute path) of every private functions-framework internal patched here.
+INTERNALS = (
+    ("functions_framework._http.gunicorn", "GunicornApplication.load_config"),
+    ("functions_framework._http.gunicorn", "UvicornApplication.load_config"),
+    ("functions_framework.aio", "_create_asgi_app_with_function"),
+)
+
+
+def missing_internals() -> list[str]:
+    """The internals in INTERNALS that the installed functions-framework no longer has."""
+    missing = []
+    for module_name, path in INTERNALS:
+        try:
+            target = importlib.import_module(module_name)
+            for name in path.split("."):
+                target = getattr(target, name)
+        except (ImportError, AttributeError):
+            missing.append(f"{module_name}.{path}")
+    return missing
 
 
 def apply(graceful_timeout_s: float) -> None:
-    try:
-        from functions_framework._http import gunicorn as ff_gunicorn
-    except ImportError:  # no gunicorn (e.g. Windows): the debug server has no such settings
-        ff_gunicorn = None
-    if ff_gunicorn is not None:
-        for application in (ff_gunicorn.GunicornApplication, ff_gunicorn.UvicornApplication):
-            _tune(application, graceful_timeout_s)
+    missing = missing_internals()
+    if missing:
+        from importlib.metadata import version
+
+        raise RuntimeError(f"functions-framework {version('functions-framework')} lacks {', '.join(missing)}, "
+                           "which service/server_tuning.py patches; pin the version it was written for")
+    from functions_framework._http import gunicorn as ff_gunicorn
+
+    for application in (ff_gunicorn.GunicornApplication, ff_gunicorn.UvicornApplication):
+        _tune(application, graceful_timeout_s)
     _json_framework_errors()
 
 
@@ -37,7 +64,7 @@ def _tune(application, graceful_timeout_s: float) -> None:
         self.cfg.set("graceful_timeout", max(1, int(graceful_timeout_s)))
         self.cfg.set("control_socket_disable", True)
 
-    load_config.tuned = True
+    load_config.tuned, load_config.original = True, original
     application.load_config = load_config
 
 
@@ -55,7 +82,7 @@ def _json_framework_errors() -> None:
         app.add_exception_handler(HTTPException, _json_http_error)
         return app
 
-    create.tuned = True
+    create.tuned, create.original = True, original
     # Looked up when functions-framework builds the app, which is after main.py is imported.
     aio._create_asgi_app_with_function = create
 
@@ -64,8 +91,9 @@ async def _json_http_error(request, exc):
     from starlette.responses import Response
 
     from service.errors import HttpError
+    from service.routes import is_v2
 
     error = HttpError(str(exc.detail).lower())
     error.code, error.status = exc.status_code, str(exc.detail).upper().replace(" ", "_")
-    body = error.body(v2=request.url.path.startswith("/v2/"))
+    body = error.body(v2=is_v2(request.url.path))
     return Response(json.dumps(body).encode(), exc.status_code, exc.headers, media_type="application/json")

@@ -15,6 +15,7 @@ import requests
 REPO = pathlib.Path(__file__).resolve().parent.parent
 BIN = pathlib.Path(sys.executable).parent
 IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
+IRIS_FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from tests.conftest import IRIS_ROW
+from tests.conftest import IRIS_FEATURES, IRIS_ROW
 
 SETOSA, VIRGINICA = IRIS_ROW, [6.7, 3.0, 5.2, 2.3]
 
@@ -33,7 +33,7 @@ def test_predict_features_answers_labels_and_model(client):
 
 
 def test_predict_instances_on_root_keeps_order_and_accepts_objects(client):
-    named = dict(zip(["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"], VIRGINICA))
+    named = dict(zip(IRIS_FEATURES, VIRGINICA))
     response = client.post("/", json={"instances": [SETOSA, named, VIRGINICA]})
     assert response.get_json()["predictions"] == [0, 2, 2]
 
@@ -66,7 +66,7 @@ def test_metadata_reports_model_and_revision(make_client, model_dir):
     body = client.get("/").get_json()
     assert body["ready"] is True and body["status"] == "alive"
     assert body["name"] == "iris" and body["version"] == "1"
-    assert body["features"] == ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
+    assert body["features"] == IRIS_FEATURES
     assert body["classes"] == [0, 1, 2]
     assert body["revision"] == "predictor-00002-abc" and body["service"] == "predictor"
     assert body["source"]["uri"] == str(model_dir)
@@ -83,7 +83,8 @@ def test_metadata_reports_model_and_revision(make_client, model_dir):
     (b'{"features": [1, 2, 3]}', "row 0 has 3 values; the model expects 4"),
     (b'{"features": 5}', '"features" must be an array'),
     (b'{"features": [1, "two", 3, 4]}', "must be a number, got string"),
-    (b'{"features": [1, NaN, 3, 4]}', "is NaN"),
+    (b'{"features": [1, NaN, 3, 4]}', "is missing (null or NaN), and this model cannot take"),
+    (b'{"features": [1, null, 3, 4]}', "is missing (null or NaN), and this model cannot take"),
     (b'{"features": [1, Infinity, 3, 4]}', "is infinite"),
     (b'{"features": [1, 1e400, 3, 4]}', "is infinite"),
     (b'{"instances": [{"sepal length (cm)": 1, "colour": 2}]}', "unknown feature(s) 'colour'"),
@@ -232,7 +233,7 @@ def test_v2_infer_flat_data_with_shape_and_probabilities(client):
 def test_v2_infer_nested_data_and_per_feature_inputs(client):
     nested = client.post("/v2/models/iris/infer", json={
         "inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP64", "data": [SETOSA, VIRGINICA]}]}).get_json()
-    names = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
+    names = IRIS_FEATURES
     tensors = [{"name": n, "shape": [2], "datatype": "FP64", "data": [SETOSA[i], VIRGINICA[i]]} for i, n in enumerate(names)]
     columns = client.post("/v2/models/iris/infer", json={"inputs": tensors}).get_json()
     assert nested["outputs"][0]["data"] == columns["outputs"][0]["data"] == [0, 2]
@@ -240,7 +241,14 @@ def test_v2_infer_nested_data_and_per_feature_inputs(client):
 
 @pytest.mark.parametrize("body, message", [
     ({"inputs": []}, "non-empty"),
-    ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "BYTES", "data": ["a", "b", "c", "d"]}]}, "not supported"),
+    ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "BYTES", "data": ["a", "b", "c", "d"]}]},
+     "must be a number, got string"),
+    ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "STRING", "data": ["a", "b", "c", "d"]}]}, "not supported"),
+    ({"inputs": [{"name": n, "shape": [1], "datatype": "BYTES" if n == IRIS_FEATURES[0] else "FP64",
+                  "data": ["a" if n == IRIS_FEATURES[0] else 1.0]} for n in IRIS_FEATURES]},
+     "has datatype BYTES, but feature sepal length (cm) takes number values (datatype FP64)"),
+    ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, 4]}],
+      "parameters": {"content_type": "xml"}}, "content_type 'xml' is not supported"),
     ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}, "expected [rows, 4]"),
     ({"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}, "has 4 values but its shape"),
     ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32"}]}, "missing data"),
@@ -256,13 +264,14 @@ def test_v2_errors_use_the_v2_shape(client, body, message):
 def test_v2_metadata(client):
     body = client.get("/v2/models/iris").get_json()
     assert body["name"] == "iris" and body["versions"] == ["1"] and body["platform"] == "sklearn"
-    assert body["inputs"][0]["shape"] == [-1, 4] and body["inputs"][0]["datatype"] == "FP64"
+    assert [(i["name"], i["datatype"], i["shape"]) for i in body["inputs"]] == [(n, "FP64", [-1, 1]) for n in IRIS_FEATURES]
+    assert body["parameters"] == {"content_type": "np"}
     assert body["outputs"][0] == {"name": "predict", "datatype": "INT64", "shape": [-1]}
     assert client.get("/v2/models/other").status_code == 404
 
 
 def test_unexpected_failure_is_a_500_without_exception_text(make_client, model_dir, monkeypatch):
-    from service import predictor
+    from inference import predictor
 
     client = make_client(MODEL_URI=model_dir, BATCHING="false")
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 
+from inference.batching import Batcher, Outcome
 from model import artifact
-from service.batching import Batcher
 from tests.conftest import IRIS_ROW
 
 
@@ -28,6 +28,16 @@ class Recorder:
         return self.predict(rows, proba)
 
 
+def batcher_of(predict, **options) -> Batcher:
+    """A Batcher over numpy matrices, as the predictor's is over validated rows."""
+    return Batcher(predict, np.concatenate, len, **options)
+
+
+def answer(outcome):
+    """(labels, probabilities) of an Outcome; anything else (an exception) as it is."""
+    return (outcome.labels, outcome.probabilities) if isinstance(outcome, Outcome) else outcome
+
+
 def run_concurrently(batcher, jobs):
     """Every job submitted at once on one event loop, as concurrent requests arrive at a worker."""
 
@@ -38,7 +48,7 @@ def run_concurrently(batcher, jobs):
             return e
 
     async def main():
-        return await asyncio.gather(*(one(rows, proba) for rows, proba in jobs))
+        return [answer(o) for o in await asyncio.gather(*(one(rows, proba) for rows, proba in jobs))]
 
     return asyncio.run(main())
 
@@ -54,7 +64,7 @@ def test_coalesced_results_are_identical_to_unbatched(trained, kind):
     data = load_iris().data
     rng = np.random.default_rng(0)
     jobs = [(data[rng.choice(len(data), size=1 + i % 5)], i % 3 == 0) for i in range(48)]
-    results = run_concurrently(Batcher(recorder), jobs)
+    results = run_concurrently(batcher_of(recorder), jobs)
     for (rows, proba), (labels, probs) in zip(jobs, results):
         assert labels == estimator.predict(rows).tolist()
         if proba:
@@ -67,13 +77,29 @@ def test_coalesced_results_are_identical_to_unbatched(trained, kind):
 
 def test_a_lone_request_runs_at_once_in_its_own_call():
     recorder = Recorder(lambda rows, proba: (rows.sum(axis=1).tolist(), None), delay=0)
-    batcher = Batcher(recorder)
+    batcher = batcher_of(recorder)
 
     async def sequential():
         return [await batcher(np.full((2, 2), i, dtype=float), False) for i in range(3)]
 
-    assert asyncio.run(sequential()) == [([2.0 * i, 2.0 * i], None) for i in range(3)]
+    outcomes = asyncio.run(sequential())
+    assert [answer(o) for o in outcomes] == [([2.0 * i, 2.0 * i], None) for i in range(3)]
+    assert [(o.batch_rows, o.queued_ms) for o in outcomes] == [(2, 0.0)] * 3
     assert recorder.sizes == [2, 2, 2]
+
+
+def test_queued_requests_report_the_merged_call_and_their_wait():
+    recorder = Recorder(lambda rows, proba: (rows[:, 0].tolist(), None), delay=0.05)
+    batcher = batcher_of(recorder)
+
+    async def main():
+        return await asyncio.gather(*(batcher(np.full((1, 1), float(i)), False) for i in range(5)))
+
+    first, *queued = asyncio.run(main())
+    assert (first.batch_rows, first.queued_ms) == (1, 0.0)
+    assert [o.batch_rows for o in queued] == [4] * 4, "the four that waited share one call"
+    assert all(o.queued_ms >= 40 for o in queued), [o.queued_ms for o in queued]
+    assert [o.labels for o in queued] == [[1.0], [2.0], [3.0], [4.0]]
 
 
 def test_a_failing_request_does_not_fail_its_batch_neighbours():
@@ -85,7 +111,7 @@ def test_a_failing_request_does_not_fail_its_batch_neighbours():
     recorder = Recorder(predict)
     jobs = [(np.array([[float(i), 0.0]]), False) for i in range(20)]
     jobs[7] = (np.array([[-1.0, 0.0]]), False)
-    results = run_concurrently(Batcher(recorder), jobs)
+    results = run_concurrently(batcher_of(recorder), jobs)
     assert isinstance(results[7], ValueError)
     assert [r for i, r in enumerate(results) if i != 7] == [([float(i)], None) for i in range(20) if i != 7]
     assert max(recorder.sizes) > 1
@@ -94,7 +120,7 @@ def test_a_failing_request_does_not_fail_its_batch_neighbours():
 def test_batches_respect_the_row_cap():
     recorder = Recorder(lambda rows, proba: (rows[:, 0].tolist(), None))
     jobs = [(np.ones((30, 1)), False) for _ in range(12)]
-    results = run_concurrently(Batcher(recorder, max_rows=64), jobs)
+    results = run_concurrently(batcher_of(recorder, max_rows=64), jobs)
     assert all(r == ([1.0] * 30, None) for r in results)
     assert max(recorder.sizes) <= 64
 
@@ -102,7 +128,7 @@ def test_batches_respect_the_row_cap():
 def test_without_merging_each_request_runs_alone():
     recorder = Recorder(lambda rows, proba: (rows[:, 0].tolist(), None))
     jobs = [(np.full((1, 1), float(i)), False) for i in range(10)]
-    results = run_concurrently(Batcher(recorder, merge=False), jobs)
+    results = run_concurrently(batcher_of(recorder, merge=False), jobs)
     assert results == [([float(i)], None) for i in range(10)]
     assert recorder.sizes == [1] * 10
 

@@ -1,4 +1,4 @@
-"""Unit tests of request parsing: every rejection names what was wrong."""
+"""Unit tests of reading request bodies: every rejection names what was wrong."""
 
 import asyncio
 
@@ -7,51 +7,6 @@ import pytest
 
 from service import parsing
 from service.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-
-FEATURES = ["a", "b", "c"]
-
-
-def matrix(rows, allow_nan=False, max_rows=100):
-    return parsing.to_matrix(rows, FEATURES, max_rows, allow_nan)
-
-
-def test_to_matrix_accepts_arrays_and_objects_in_feature_order():
-    out = matrix([[1, 2.5, 3], {"c": 3, "a": 1, "b": 2.5}])
-    assert out.dtype == np.float64
-    assert out.tolist() == [[1.0, 2.5, 3.0], [1.0, 2.5, 3.0]]
-
-
-@pytest.mark.parametrize("rows, message", [
-    ({"a": 1}, "must be an array of rows, got object"),
-    ([], "is empty"),
-    ([[1, 2, 3], [1, 2]], "row 1 has 2 values; the model expects 3 features"),
-    ([[1, "2", 3]], "row 0, feature 1 (b) must be a number, got string"),
-    ([[1, True, 3]], "must be a number, got boolean"),
-    ([[1, None, 3]], "must be a number, got null"),
-    ([[1, [2], 3]], "must be a number, got array"),
-    (["abc"], "row 0 must be an array of 3 numbers or an object"),
-    ([{"a": 1, "b": 2, "z": 3}], "unknown feature(s) 'z'"),
-    ([{"a": 1, "b": 2}], "missing feature(s) 'c'"),
-    ([[1, 10 ** 400, 3]], "too large to be a 64-bit float"),
-    ([[1, float("inf"), 3]], "row 0, feature 1 is infinite"),
-    ([[1, 2, 3], [1, float("nan"), 3]], "row 1, feature 1 is NaN"),
-])
-def test_to_matrix_rejects_with_a_message_naming_the_problem(rows, message):
-    with pytest.raises(BadRequest) as caught:
-        matrix(rows)
-    assert message in caught.value.message
-    assert caught.value.code == 400
-
-
-def test_to_matrix_lets_nan_through_only_for_models_that_take_it():
-    assert np.isnan(matrix([[1, float("nan"), 3]], allow_nan=True)[0, 1])
-    with pytest.raises(BadRequest, match="infinite"):
-        matrix([[1, float("-inf"), 3]], allow_nan=True)
-
-
-def test_to_matrix_enforces_the_row_limit():
-    with pytest.raises(BadRequest, match="3 rows, more than the limit of 2"):
-        matrix([[1, 2, 3]] * 3, max_rows=2)
 
 
 @pytest.mark.parametrize("body, message", [

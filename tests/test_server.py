@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import requests
 
-from tests.conftest import IRIS_ROW, simultaneous_predictions
+from tests.conftest import IRIS_FEATURES, IRIS_ROW, simultaneous_predictions
 
 CONCURRENT = 32
 
@@ -103,7 +103,8 @@ def test_triton_client_v2(start_server, model_dir):
         assert client.is_server_live() and client.is_server_ready()
         assert client.is_model_ready("iris")
         metadata = client.get_model_metadata("iris")
-        assert metadata["inputs"][0]["shape"] == [-1, 4]
+        assert [(i["name"], i["datatype"], i["shape"]) for i in metadata["inputs"]] == [
+            (name, "FP64", [-1, 1]) for name in IRIS_FEATURES]
         rows = np.array([IRIS_ROW, [6.7, 3.0, 5.2, 2.3]], dtype=np.float64)
         tensor = triton.InferInput("input-0", list(rows.shape), "FP64")
         tensor.set_data_from_numpy(rows, binary_data=False)

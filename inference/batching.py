@@ -13,29 +13,46 @@ call fails, each request in it is run alone, so one request's problem stays its 
 
 import asyncio
 import concurrent.futures
+import dataclasses
+import time
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """A request's answer, with how it was served: rows in the model call it joined, time it waited."""
+
+    labels: list
+    probabilities: list | None
+    batch_rows: int
+    queued_ms: float
 
 
 class Batcher:
-    """Awaitable `predict(rows, proba) -> (labels, probabilities or None)`, coalescing concurrent callers."""
+    """Awaitable `(rows, proba) -> Outcome`, coalescing concurrent callers.
 
-    def __init__(self, predict, max_rows: int = 1024, merge: bool = True):
-        self._predict = predict
+    `predict(rows, proba) -> (labels, probabilities or None)` runs in the model's thread;
+    `concat(list of rows) -> rows` merges requests' rows; `size(rows)` counts them.
+    """
+
+    def __init__(self, predict, concat, size, max_rows: int = 1024, merge: bool = True):
+        self._predict, self._concat, self._size = predict, concat, size
         self._max_rows = max_rows
         self._merge = merge
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="model")
         self._busy = False
-        self._queue: list[tuple] = []  # (rows, proba, future)
+        self._queue: list[tuple] = []  # (rows, proba, future, queued at)
         self._tasks: set[asyncio.Task] = set()
 
-    async def __call__(self, rows, proba: bool):
+    async def __call__(self, rows, proba: bool) -> Outcome:
         loop = asyncio.get_running_loop()
         if self._busy:
             future = loop.create_future()
-            self._queue.append((rows, proba, future))
+            self._queue.append((rows, proba, future, time.perf_counter()))
             return await future
         self._busy = True
         try:
-            return await loop.run_in_executor(self._executor, self._predict, rows, proba)
+            labels, probs = await loop.run_in_executor(self._executor, self._predict, rows, proba)
+            return Outcome(labels, probs, self._size(rows), 0.0)
         finally:
             self._next(loop)
 
@@ -53,11 +70,11 @@ class Batcher:
             return [self._queue.pop(0)]
         batch, rest, size = [], [], 0
         for job in self._queue:
-            if job[1] or (batch and size + len(job[0]) > self._max_rows):
+            if job[1] or (batch and size + self._size(job[0]) > self._max_rows):
                 rest.append(job)
             else:
                 batch.append(job)
-                size += len(job[0])
+                size += self._size(job[0])
         self._queue = rest
         return batch
 
@@ -69,23 +86,30 @@ class Batcher:
                     return
                 except Exception:  # noqa: BLE001 - retried one by one below, so each gets its own error
                     pass
-            for rows, proba, future in batch:
+            for rows, proba, future, queued_at in batch:
+                waited = _ms_since(queued_at)
                 try:
-                    _settle(future, await loop.run_in_executor(self._executor, self._predict, rows, proba))
+                    labels, probs = await loop.run_in_executor(self._executor, self._predict, rows, proba)
+                    _settle(future, Outcome(labels, probs, self._size(rows), waited))
                 except Exception as e:  # noqa: BLE001 - handed to the request it belongs to
                     _settle(future, error=e)
         finally:
             self._next(loop)
 
     async def _run_merged(self, loop, batch: list[tuple]) -> None:
-        import numpy as np  # in the worker only, like every model call
-
-        rows = np.concatenate([job[0] for job in batch])
+        started = time.perf_counter()
+        rows = self._concat([job[0] for job in batch])
+        total = self._size(rows)
         labels, _ = await loop.run_in_executor(self._executor, self._predict, rows, False)
         start = 0
-        for job_rows, _, future in batch:
-            _settle(future, (labels[start:start + len(job_rows)], None))
-            start += len(job_rows)
+        for job_rows, _, future, queued_at in batch:
+            count = self._size(job_rows)
+            _settle(future, Outcome(labels[start:start + count], None, total, round((started - queued_at) * 1000, 3)))
+            start += count
+
+
+def _ms_since(moment: float) -> float:
+    return round((time.perf_counter() - moment) * 1000, 3)
 
 
 def _settle(future: asyncio.Future, result=None, error: Exception | None = None) -> None:

@@ -1,4 +1,4 @@
-"""Loading the model in the background as soon as a server worker process starts.
+"""Starting the model load in the background as soon as a server worker process starts.
 
 functions-framework imports `main.py` in gunicorn's master, before the workers fork. The model must
 not load there (it would load before the port opens, and in a process that serves nothing), so the

@@ -283,3 +283,35 @@ def test_unexpected_failure_is_a_500_without_exception_text(make_client, model_d
     assert response.status_code == 500
     assert "secret" not in response.get_data(as_text=True)
     assert response.get_json()["error"]["status"] == "INTERNAL"
+
+
+def test_a_model_that_cannot_make_its_first_prediction_never_becomes_ready(make_client, model_dir, capsys):
+    from model import manifest
+
+    (model_dir / "examples.jsonl").write_text(json.dumps({name: "not a number" for name in IRIS_FEATURES}) + "\n")
+    data = json.loads((model_dir / "manifest.json").read_text())
+    data["examples"] = {"file": "examples.jsonl", "rows": 1, "sha256": manifest.sha256_of(model_dir / "examples.jsonl")}
+    (model_dir / "manifest.json").write_text(json.dumps(data))
+    client = make_client(MODEL_URI=model_dir, MODEL_WARMUP="false")
+
+    response = client.post("/predict", json={"features": SETOSA})
+
+    assert "could not make its first prediction" in error_of(response, 503, "UNAVAILABLE")
+    assert client.get("/v2/health/ready").status_code == 503
+    failed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"model_load_failed"' in line]
+    assert failed and failed[0]["reason"] == "MODEL_UNREADABLE"
+
+
+def test_the_model_loaded_line_carries_a_startup_timeline(make_client, model_dir, capsys):
+    client = make_client(MODEL_URI=model_dir, MODEL_WARMUP="false")
+    assert client.post("/predict", json={"features": SETOSA}).status_code == 200
+    loaded = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"model_loaded"' in line]
+    startup = loaded[0]["startup"]
+    assert set(startup) == {"fetch_s", "import_s", "verify_s", "load_s", "first_prediction_s", "total_s"}
+    assert startup["total_s"] >= startup["first_prediction_s"] > 0
+
+
+def test_request_lines_say_how_the_request_was_batched(client, capsys):
+    assert client.post("/predict", json={"instances": [SETOSA, VIRGINICA]}).status_code == 200
+    line = [json.loads(x) for x in capsys.readouterr().out.splitlines() if '"POST /predict 200"' in x][-1]
+    assert (line["rows"], line["batch_rows"], line["queued_ms"]) == (2, 2, 0.0)

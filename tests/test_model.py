@@ -142,3 +142,23 @@ def test_pickle_of_something_that_is_not_a_model_is_refused(tmp_path):
     joblib.dump({"not": "a model"}, tmp_path / "model.pkl")
     with pytest.raises(ModelUnreadable, match="not a fitted scikit-learn estimator|no predict method"):
         artifact.load(tmp_path / "model.pkl", artifact.LoadPolicy(allow_pickle=True))
+
+
+def test_a_directory_of_several_pickles_is_refused_naming_them(tmp_path):
+    estimator = RandomForestClassifier(n_estimators=3, random_state=0).fit(load_iris().data, load_iris().target)
+    for name in ("b.joblib", "a.pkl"):
+        joblib.dump(estimator, tmp_path / name)
+    with pytest.raises(ModelIntegrityError, match=r"several pickle files \(a.pkl, b.joblib\)"):
+        artifact.load(tmp_path, artifact.LoadPolicy(allow_pickle=True))
+    (tmp_path / "a.pkl").unlink()
+    assert artifact.load(tmp_path, artifact.LoadPolicy(allow_pickle=True)).name == "b"
+
+
+def test_the_load_timeline_names_each_step(model_dir):
+    from model.timeline import Timeline
+
+    timeline = Timeline()
+    artifact.load(model_dir, POLICY, timeline)
+    steps = timeline.as_dict()
+    assert set(steps) == {"import_s", "verify_s", "load_s", "total_s"}
+    assert all(value >= 0 for value in steps.values()) and steps["total_s"] >= steps["load_s"]

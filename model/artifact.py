@@ -10,6 +10,7 @@ import logging
 import pathlib
 import warnings
 
+from model import imports
 from model import manifest as manifests
 from model.errors import ModelIntegrityError, ModelNotFound, ModelUnreadable, ModelUnsafe, ModelVersionMismatch
 from model.schema import Feature, Schema
@@ -91,7 +92,7 @@ def load(path: pathlib.Path, policy: LoadPolicy, timeline: Timeline | None = Non
 
 def _import_libraries(fmt: str) -> None:
     """Imports what deserializing needs up front, so the timeline tells imports from loading."""
-    import sklearn  # noqa: F401
+    imports.import_sklearn()
 
     if fmt == "skops":
         import skops.io  # noqa: F401

@@ -1,8 +1,9 @@
 """Fetching a model from Cloud Storage: `gs://BUCKET/PATH[#GENERATION]`.
 
 PATH is a prefix holding `manifest.json` and the artifact it names (what `python -m model publish`
-writes; the manifest pins the artifact's generation), a `.../manifest.json` object, or a bare artifact
-object such as Vertex AI's `model.joblib`. Each file is downloaded once per instance into the cache
+writes; the manifest pins the artifact's generation), a `.../manifest.json` object, a bare artifact
+object such as Vertex AI's `model.joblib`, or a directory holding one such file and no manifest (what
+Vertex AI's AIP_STORAGE_URI names), with or without a trailing slash. Each file is downloaded once per instance into the cache
 directory, keyed by bucket, object and generation, through a temp file and `os.replace`, so a partial
 or corrupt download never becomes a cached file. Every request carries a connect/read timeout and a
 retry bounded by `FetchOptions.timeout_s`, so an unreachable bucket fails in seconds instead of after
@@ -104,6 +105,14 @@ def _locate(bucket: str, path: str, generation: int | None, budget: Budget):
         blob = _stat(bucket, name, generation, budget)
         if blob is not None:
             return blob
+    # A directory without a manifest (Vertex AI's model directory) may hold one bare artifact.
+    folder = path.rstrip("/") + "/" if path.strip("/") else ""
+    pickled = None if names == [path] else _sole_pickle(bucket, folder, budget)
+    if pickled is not None:
+        names.append(pickled)
+        blob = _stat(bucket, pickled, generation, budget)
+        if blob is not None:
+            return blob
     if not _bucket_exists(bucket, budget):
         raise ModelNotFound(f"{_url(bucket, path, generation)}: bucket gs://{bucket} does not exist")
     if generation is not None:
@@ -115,6 +124,22 @@ def _locate(bucket: str, path: str, generation: int | None, budget: Budget):
     raise ModelNotFound(f"{_url(bucket, path, generation)}: no such object: neither "
                         f"{' nor '.join(_url(bucket, n) for n in names)} exists; "
                         f"publish one with `python -m model publish {_url(bucket, path)}`")
+
+
+def _sole_pickle(bucket: str, folder: str, budget: Budget) -> str | None:
+    """The one model.joblib/.pkl directly in `folder` (a Vertex AI model directory), if it holds one."""
+    from google.api_core.exceptions import NotFound
+
+    try:
+        names = [blob.name for blob in client().list_blobs(bucket, prefix=folder, delimiter="/", **budget.call())]
+    except NotFound:
+        return None
+    pickled = sorted(n for n in names if n.endswith(manifests.PICKLE_SUFFIXES))
+    if len(pickled) > 1:
+        raise ModelIntegrityError(f"gs://{bucket}/{folder} holds several pickle files "
+                                  f"({', '.join(n.rsplit('/', 1)[-1] for n in pickled)}) and no {MANIFEST_NAME}; "
+                                  "point MODEL_URI at the one to serve")
+    return pickled[0] if pickled else None
 
 
 def _bucket_exists(bucket: str, budget: Budget) -> bool:

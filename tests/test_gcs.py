@@ -287,6 +287,37 @@ def test_fetch_bare_artifact_returns_the_single_file(server, trained, tmp_path, 
     assert fetched.details["generation"] == blob.generation
 
 
+@pytest.mark.parametrize("uri", ["gs://models/vertex/model", "gs://models/vertex/model/"])
+def test_fetch_vertex_model_directory_finds_its_joblib_with_or_without_slash(server, trained, tmp_path, options, uri):
+    import joblib
+    import skops.io
+
+    artifact = trained("logreg") / "model.skops"
+    joblib.dump(skops.io.load(artifact, trusted=skops.io.get_untrusted_types(file=artifact)), tmp_path / "model.joblib")
+    _bucket(server).blob("vertex/model/model.joblib").upload_from_filename(tmp_path / "model.joblib")
+    _bucket(server).blob("vertex/model/other/model.pkl").upload_from_string(b"a deeper folder is not looked at")
+
+    fetched = fetch(uri, options)
+
+    assert fetched.path.name == "model.joblib"
+    assert fetched.path.read_bytes() == (tmp_path / "model.joblib").read_bytes()
+
+
+@pytest.mark.parametrize("uri", ["gs://models/vertex/iris", "gs://models/vertex/iris/"])
+def test_fetch_published_directory_with_or_without_slash(server, trained, options, uri):
+    publish.publish(trained("logreg"), "gs://models/vertex/iris")
+
+    assert sorted(p.name for p in fetch(uri, options).path.iterdir()) == ["manifest.json", "model.skops"]
+
+
+def test_fetch_directory_with_two_pickles_and_no_manifest_names_both(server, options):
+    for name in ("model.joblib", "model.pkl"):
+        _bucket(server).blob(f"vertex/two/{name}").upload_from_string(b"x")
+
+    with pytest.raises(ModelIntegrityError, match="several pickle files .model.joblib, model.pkl."):
+        fetch("gs://models/vertex/two/", options)
+
+
 def test_client_is_created_once_per_process(server):
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         clients = set(map(id, pool.map(lambda _: gcs.client(), range(8))))

@@ -41,6 +41,7 @@ WORKDIR /app
 COPY main.py ./
 COPY service/ service/
 COPY inference/ inference/
+COPY batch/ batch/
 COPY model/ model/
 COPY scripts/container/warm_bytecode.py /tmp/warm_bytecode.py
 # Bake the default model in, so an instance serves without reaching any storage. Then byte-compile

@@ -270,3 +270,16 @@ def _text(schema, instances: list) -> Rows:
     column = np.empty(len(texts), dtype=object)
     column[:] = texts
     return Rows(len(texts), columns={name: column})
+
+
+def from_matrix(schema, matrix) -> Rows:
+    """A float64 matrix read in bulk elsewhere (batch scoring's fast path), checked as `_matrix` checks its own.
+
+    Only for "matrix" models: the caller has already made every value a float; what is left to check is
+    the same as for a request: finite, missing only where the feature allows it, within float32's range,
+    whole where the feature is an integer.
+    """
+    if schema.layout != "matrix" or matrix.ndim != 2 or matrix.shape[1] != len(schema.features):
+        raise ValueError(f"from_matrix takes a [rows, {len(schema.features)}] matrix for a matrix-layout model")
+    _check_matrix(schema, matrix)
+    return Rows(len(matrix), matrix=matrix)

@@ -200,3 +200,34 @@ def start_server(tmp_path):
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def storage_module(tmp_path_factory):
+    """One storage server (buckets `models` and `data`) for a module's tests; each test uses its own prefix."""
+    from tests.gcs_server import StorageServer
+
+    server = StorageServer(tmp_path_factory.mktemp("gcs-data"), buckets=("models", "data")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def storage(storage_module, monkeypatch):
+    """The module's storage server, with STORAGE_EMULATOR_HOST pointing this process's client at it."""
+    from model import gcs_client
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", storage_module.url)
+    gcs_client.reset_client()
+    yield storage_module
+    gcs_client.reset_client()
+
+
+def joblib_copy(model_dir: pathlib.Path, target: pathlib.Path) -> pathlib.Path:
+    """The estimator of a trained model directory saved as a bare `model.joblib` (Vertex AI's format)."""
+    import joblib
+    import skops.io
+
+    artifact = model_dir / "model.skops"
+    joblib.dump(skops.io.load(artifact, trusted=skops.io.get_untrusted_types(file=artifact)), target)
+    return target

@@ -153,7 +153,7 @@ def test_image_carries_no_installer_tests_or_repo_files(podman, image):
         "-c",
         "ls -A /app; command -v pip gcc git || true; find /opt/venv /app -name tests -o -name '*.pyx' -o -name 'gha-creds-*'",
     )
-    assert listing.stdout.split() == ["__pycache__", "main.py", "model", "service"]
+    assert listing.stdout.split() == ["__pycache__", "batch", "inference", "main.py", "model", "service"]
 
 
 def test_image_runs_as_uid_1000_that_cannot_write_the_app(podman, image):
@@ -239,3 +239,53 @@ def test_image_holds_no_credentials(podman, image, tmp_path):
     # The base system's own libraries are left out: TLS libraries carry PEM markers as parser
     # constants. What this image adds (/app, /opt/venv) and its configuration (/etc) are read whole.
     assert scan_tar(tmp_path / "rootfs.tar", skip_contents=("/usr/lib", "/usr/share", "/lib")) == []
+
+
+def test_image_serves_vertex_ai_routes_from_aip_storage_uri_and_runs_a_batch_task(podman, image, trained, tmp_path,
+                                                                                 monkeypatch):
+    """The environment Vertex AI sets, with the model in a storage server named by AIP_STORAGE_URI; then
+    `python -m batch` in the same container, as a Cloud Run job runs it."""
+    from google.cloud import storage
+
+    from tests.conftest import joblib_copy
+    from tests.gcs_server import StorageServer
+
+    server = StorageServer(tmp_path / "gcs", buckets=("models", "data")).start()
+    name = f"predict-test-{uuid.uuid4().hex[:8]}"
+    try:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", server.url)
+        client = storage.Client(project="test")
+        joblib_copy(trained("logreg"), tmp_path / "model.joblib")
+        client.bucket("models").blob("vertex/model/model.joblib").upload_from_filename(tmp_path / "model.joblib")
+        client.bucket("data").blob("in/rows.jsonl").upload_from_string(f"{json.dumps(IRIS_ROW)}\n[1, 2]\n")
+        # The host's network, so the container reaches the storage server on 127.0.0.1 as the object
+        # links it hands out say; HOST keeps the server on 127.0.0.1 too.
+        port = _free_port()
+        vertex = {"AIP_HTTP_PORT": port, "AIP_HEALTH_ROUTE": "/v1/endpoints/1/deployedModels/2",
+                  "AIP_PREDICT_ROUTE": "/v1/endpoints/1/deployedModels/2:predict", "AIP_MODE": "PREDICTION",
+                  "AIP_STORAGE_URI": "gs://models/vertex/model/", "MODEL_ALLOW_PICKLE": "true",
+                  "STORAGE_EMULATOR_HOST": server.url, "HOST": "127.0.0.1"}
+        env_args = [arg for key, value in vertex.items() for arg in ("--env", f"{key}={value}")]
+        podman("run", "--detach", "--name", name, "--network", "host", *env_args, image)
+        url = f"http://127.0.0.1:{port}"
+        statuses, deadline = [], time.monotonic() + 60
+        while not statuses or statuses[-1] != 200:
+            assert time.monotonic() < deadline, f"health never 200: {statuses[-3:]} {podman('logs', name).stdout[-2000:]}"
+            with contextlib.suppress(requests.ConnectionError):
+                statuses.append(requests.get(url + vertex["AIP_HEALTH_ROUTE"], timeout=5).status_code)
+            time.sleep(0.2)
+        answer = requests.post(url + vertex["AIP_PREDICT_ROUTE"], json={"instances": [IRIS_ROW], "parameters": {}},
+                               timeout=30)
+
+        scored = podman("exec", name, "python", "-m", "batch", "gs://data/in", "gs://data/out", check=False, timeout=120)
+        output = client.bucket("data").blob("out/rows-00000-of-00001.jsonl").download_as_bytes().decode()
+    finally:
+        podman("rm", "--force", "--time", "0", name, check=False)
+        server.stop()
+
+    assert set(statuses[:-1]) <= {503}, statuses
+    assert answer.status_code == 200 and answer.json()["predictions"] == [0], answer.text
+    assert scored.returncode == 0, scored.stderr + scored.stdout[-2000:]
+    lines = [json.loads(line) for line in output.splitlines()]
+    assert lines[0] == {"instance": IRIS_ROW, "prediction": 0}
+    assert lines[1]["instance"] == [1, 2] and lines[1]["error"].startswith("row 1 has 2 values")

@@ -14,7 +14,7 @@ err() {
 }
 
 usage() {
-  echo "Usage: ./deploy.sh deploy|smoke|canary|promote|rollback|status|help [ARGS]" >&2
+  echo "Usage: ./deploy.sh deploy|smoke|canary|promote|rollback|status|job|batch|help [ARGS]" >&2
   echo "Run ./deploy.sh help for the commands, env vars and defaults." >&2
 }
 

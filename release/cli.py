@@ -9,6 +9,7 @@ import argparse
 from release import help_text
 from release.commands import canary, deploy, promote, rollback, show_status, smoke_test
 from release.errors import UsageError
+from release.jobs import deploy_job, run_batch
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,6 +61,21 @@ def _add_status(sub):
     return lambda a: show_status(as_json=a.json)
 
 
+def _add_job(sub):
+    sub.add_argument("version", type=_positional)
+    sub.add_argument("--image", type=_positional, default=None)
+    return lambda a: deploy_job(a.version, a.image)
+
+
+def _add_batch(sub):
+    sub.add_argument("version", type=_positional)
+    sub.add_argument("input", type=_positional)
+    sub.add_argument("output", type=_positional)
+    sub.add_argument("--tasks", default="1")
+    sub.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True)
+    return lambda a: run_batch(a.version, a.input, a.output, a.tasks, a.wait)
+
+
 # name -> (synopsis, adder)
 _COMMANDS = {
     "deploy": ("deploy vX.Y.Z [--image IMAGE]", _add_deploy),
@@ -68,6 +84,8 @@ _COMMANDS = {
     "promote": ("promote vX.Y.Z", _add_promote),
     "rollback": ("rollback [vX.Y.Z]", _add_rollback),
     "status": ("status [--json]", _add_status),
+    "job": ("job vX.Y.Z [--image IMAGE]", _add_job),
+    "batch": ("batch vX.Y.Z gs://INPUT gs://OUTPUT [--tasks N] [--no-wait]", _add_batch),
 }
 
 

@@ -1,6 +1,6 @@
 """The text of `./deploy.sh help`, built from the settings table so defaults are documented once."""
 
-from release import config
+from release import config, jobs
 
 _TEXT = """\
 Usage: ./deploy.sh COMMAND [ARGS]
@@ -19,6 +19,11 @@ Commands:
                                  traffic move (remembered by the tag "previous"); later deploys
                                  never move traffic (they always use --no-traffic)
   status [--json]                revisions, versions, tags, traffic percent and URLs
+  job vX.Y.Z [--image IMAGE]     create or update the Cloud Run job JOB (batch scoring, `python -m batch`)
+                                 on IMAGE_REPO:vX.Y.Z (or IMAGE)
+  batch vX.Y.Z gs://IN gs://OUT [--tasks N] [--no-wait]
+                                 run JOB (which must run vX.Y.Z) over IN into OUT with N tasks (default 1)
+                                 and wait for it; prints the execution's task counts
   help                           this text
 
 Required env vars:
@@ -28,6 +33,10 @@ Required env vars:
 Service settings (env var, default, meaning):
 {settings}
   MODEL_*                        every MODEL_ env var set here (MODEL_URI, ...) is set on the revision
+
+Batch job settings (env var, default, meaning):
+{jobs}
+  MODEL_*, BATCH_*               set on the job as on the service (BATCH_SIZE, BATCH_SHARD_MB, ...)
 
 Smoke test:
   SMOKE_TOKEN                    bearer token to send; default: `gcloud auth print-identity-token`
@@ -43,4 +52,5 @@ Exit status: 0 done, 1 failed (nothing changed unless gcloud said so), 2 bad inp
 def render():
     settings = "\n".join(f"  {name:<22} {default or '(unset)':<7} {meaning}"
                          for name, default, meaning in config.SETTINGS)
-    return _TEXT.format(settings=settings).rstrip()
+    jobs_settings = "\n".join(f"  {name:<22} {default or '(unset)':<7} {meaning}" for name, default, meaning in jobs.SETTINGS)
+    return _TEXT.format(settings=settings, jobs=jobs_settings).rstrip()

@@ -15,7 +15,7 @@ PROJECT, REGION, SERVICE = "demo-project", "europe-west1", "predictor"
 IMAGE_REPO = f"{REGION}-docker.pkg.dev/{PROJECT}/releases/{SERVICE}"
 # Inherited values of these would leak a developer's settings into a run, so each run starts clean.
 _SCRUBBED_PREFIXES = ("CLOUDSDK_", "MODEL_", "RUN_", "SMOKE_", "ALLOW_UNAUTHENTICATED", "GCLOUD",
-                      "PROJECT_ID", "REGION", "SERVICE", "IMAGE_REPO", "PYTHON")
+                      "PROJECT_ID", "REGION", "SERVICE", "IMAGE_REPO", "PYTHON", "JOB", "BATCH_")
 
 
 def gcloud_or_explain():

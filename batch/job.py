@@ -71,7 +71,7 @@ def _first_line(read) -> tuple[bytes, int]:
 
 
 def _score_shard(shard, kind: str, model, target: str, config, meter: Meter) -> None:
-    started, before, errors_before = time.monotonic(), meter.rows, meter.errors
+    started, cpu, before, errors_before = time.monotonic(), time.process_time(), meter.rows, meter.errors
     with storage.reader(shard.file, config.io_timeout_s) as source, storage.output(target, config.io_timeout_s) as sink:
         start, header_lines = shard.start, 0
         if kind == "csv" and shard.file.size:
@@ -109,4 +109,4 @@ def _score_shard(shard, kind: str, model, target: str, config, meter: Meter) -> 
     log.info(f"{target}: {meter.rows - before} rows, {meter.errors - errors_before} errors", extra={
         "event": "batch_shard_written", "input": shard.file.uri, "shard": shard.index, "of": shard.count,
         "byte_range": [shard.start, shard.end], "rows": meter.rows - before, "errors": meter.errors - errors_before,
-        "seconds": round(time.monotonic() - started, 3)})
+        "seconds": round(time.monotonic() - started, 3), "cpu_seconds": round(time.process_time() - cpu, 3)})

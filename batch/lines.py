@@ -28,11 +28,12 @@ def batches(read, start: int, end: int, batch_lines: int, at_line_start: bool,
     pending: list[bytes] = []
     index = 0
     for lines in _complete_lines(read, start, end, at_line_start, block_bytes):
-        pending += lines
-        while len(pending) >= batch_lines:
-            yield Lines(index, pending[:batch_lines])
-            pending = pending[batch_lines:]
+        lines = pending + lines if pending else lines
+        whole = len(lines) - len(lines) % batch_lines
+        for first in range(0, whole, batch_lines):
+            yield Lines(index, lines[first:first + batch_lines])
             index += batch_lines
+        pending = lines[whole:]
     if pending:
         yield Lines(index, pending)
 

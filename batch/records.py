@@ -47,14 +47,14 @@ def _text(data: bytes) -> bytes:
     return json.dumps(data.decode("utf-8", "replace")).encode()
 
 
-def _finite(value):
+def finite(value):
     """The value with NaN as null and infinities as strings, so it can be written as strict JSON."""
     if isinstance(value, float) and not math.isfinite(value):
         return None if value != value else str(value)
     if isinstance(value, list):
-        return [_finite(v) for v in value]
+        return [finite(v) for v in value]
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite(v) for k, v in value.items()}
     return value
 
 
@@ -95,7 +95,7 @@ class JsonLines:
                 continue
             try:
                 value = parse_json(line)
-                echo = line if b"NaN" not in line and b"Infinity" not in line else json.dumps(_finite(value)).encode()
+                echo = line if b"NaN" not in line and b"Infinity" not in line else json.dumps(finite(value)).encode()
             except HttpError as e:
                 errors[len(instances)] = f"row 0 is not a JSON row: {e.message}"
                 value, echo = None, _text(line)
@@ -111,7 +111,8 @@ class JsonLines:
         matrix = _loadtxt(data.translate(None, b"[]"), len(self._schema.names))
         if matrix is None or len(matrix) != len(source.lines):
             return None
-        echoes = [line.strip() for line in source.lines]  # each is plain JSON already: echoed as written
+        # Each line is plain JSON already, echoed as written (without a \r from a Windows line end).
+        echoes = [line.rstrip(b"\r") for line in source.lines] if b"\r" in data else source.lines
         return Parsed(source, list(range(source.first, source.first + len(source.lines))), echoes, matrix=matrix)
 
 
@@ -135,6 +136,9 @@ class Csv:
         kinds = {f.name: f.kind for f in schema.features}
         self._kinds = [kinds[h] for h in header]  # file order
         self._keys = [json.dumps(h) for h in header]
+        self._echo = ("{" + ",".join(f"{k.replace('%', '%%')}:%s" for k in self._keys) + "}").encode()
+        row = _JSON_NUMBER + rb"(?:," + _JSON_NUMBER + rb"){%d}" % (len(header) - 1)
+        self._json_cells = re.compile(rb"(?:" + row + rb"\r?\n)*+" + row + rb"\r?")
 
     def parse(self, source: Lines, fast: bool = True) -> Parsed:
         if fast and self._schema.layout == "matrix":
@@ -158,19 +162,21 @@ class Csv:
                 instances.append(None)
                 continue
             values = [_convert(cell, kind) for cell, kind in zip(cells, self._kinds)]
-            echoes.append(("{" + ",".join(f"{k}:{json.dumps(_finite(v))}" for k, v in zip(self._keys, values))
+            echoes.append(("{" + ",".join(f"{k}:{json.dumps(finite(v))}" for k, v in zip(self._keys, values))
                            + "}").encode())
             instances.append([values[j] for j in self._column])
         return Parsed(source, positions, echoes, instances, errors=errors)
 
     def _parse_numbers(self, source: Lines) -> Parsed | None:
-        if any(not line.strip() for line in source.lines):
+        data = b"\n".join(source.lines)
+        matrix = _loadtxt(data, len(self._header))
+        if matrix is None or len(matrix) != len(source.lines):  # numpy skips blank lines: they show here
             return None
-        matrix = _loadtxt(b"\n".join(source.lines), len(self._header))
-        if matrix is None or len(matrix) != len(source.lines):
-            return None
-        template = "{" + ",".join(f"{k.replace('%', '%%')}:%s" for k in self._keys) + "}"
-        echoes = [(template % tuple(row.split(", "))).encode() for row in map(bytes.decode, _matrix_text(matrix))]
+        if self._json_cells.fullmatch(data):  # every cell is a JSON number already: echoed as written
+            cells = (line.rstrip(b"\r").split(b",") for line in source.lines)
+        else:  # spellings JSON lacks (".5", "+1", "nan"): echoed as Python writes the values
+            cells = (row.split(b", ") for row in _matrix_text(matrix))
+        echoes = [self._echo % tuple(row) for row in cells]
         return Parsed(source, list(range(source.first, source.first + len(source.lines))), echoes,
                       matrix=matrix[:, self._column])
 

@@ -13,7 +13,7 @@ import dataclasses
 import json
 import re
 
-from batch.records import Parsed, _finite
+from batch.records import Parsed, finite
 from inference.errors import InvalidInput
 from inference.predictor import predict_now
 from inference.rows import Rows, from_instances, from_matrix
@@ -105,7 +105,7 @@ def encode(prepared: Prepared, labels: list, row_number) -> tuple[bytes, int]:
 
 def _as_json(labels: list) -> list[bytes]:
     try:  # a classifier has a few distinct labels: encode each once
-        known = {label: json.dumps(_finite(label)).encode() for label in set(labels)}
+        known = {label: json.dumps(finite(label)).encode() for label in set(labels)}
     except TypeError:  # unhashable: one list per row (multi-output models)
-        return [json.dumps(_finite(label)).encode() for label in labels]
+        return [json.dumps(finite(label)).encode() for label in labels]
     return [known[label] for label in labels]

@@ -196,8 +196,10 @@ BAD_JSONL = [
     json.dumps(dict(zip(IRIS_FEATURES, [6.7, 3.0, 5.2, 2.3]))),
     '[5.1, "3.5", 1.4, 0.2]',  # row 5
     "[5.1, null, 1.4, 0.2]",  # row 6
-] + [json.dumps(r) for r in _rows(40, 4)] + [
-    '{"sepal length (cm)": 5.1, "petals": 1}',  # row 47, in the file's second shard
+] + [json.dumps(r) for r in _rows(20, 4)] + [
+    "[5.1, 3.5, 1e39, 0.2]",  # row 27: plain numbers (the bulk reader takes them), one out of range
+] + [json.dumps(r) for r in _rows(20, 5)] + [
+    '{"sepal length (cm)": 5.1, "petals": 1}',  # row 48, in the file's second shard
     "[6.7, 3.0, 5.2, 2.3]",
 ]
 
@@ -212,17 +214,19 @@ def test_bad_rows_become_error_lines_naming_their_row_in_the_file(storage, prefi
     lines = [line for name, part in sorted(_outputs(prefix + "out/").items()) for line in part]
     assert len(lines) == len(BAD_JSONL) - 1  # the blank line is no row
     errors = {line["error"].split(" ", 2)[1].rstrip(","): line for line in lines if "error" in line}
-    assert sorted(errors, key=int) == ["1", "3", "5", "6", "47"]
+    assert sorted(errors, key=int) == ["1", "3", "5", "6", "27", "48"]
     assert errors["1"]["error"] == ("row 1 has 3 values; the model expects 4 features (sepal length (cm), "
                                     "sepal width (cm), petal length (cm), petal width (cm))")
     assert errors["3"] == {"instance": "not json",
                            "error": "row 3 is not a JSON row: malformed JSON: Expecting value at line 1 column 1"}
     assert errors["5"]["error"] == "row 5, feature 1 (sepal width (cm)) must be a number, got string"
     assert "row 6, feature 1 (sepal width (cm)) is missing" in errors["6"]["error"]
-    assert errors["47"]["error"].startswith("row 47 has unknown feature(s) 'petals'")
+    assert errors["27"] == {"instance": [5.1, 3.5, 1e39, 0.2], "error": "row 27, feature 2 (petal length (cm)) is "
+                            "larger in magnitude than 3.402823e+38, the largest value accepted"}
+    assert errors["48"]["error"].startswith("row 48 has unknown feature(s) 'petals'")
     assert [line["prediction"] for line in lines if "error" not in line][:2] == [0, 2]
     assert lines[-1] == {"instance": [6.7, 3.0, 5.2, 2.3], "prediction": 2}
-    assert next(e for e in log if e.get("event") == "batch_summary")["errors"] == 5
+    assert next(e for e in log if e.get("event") == "batch_summary")["errors"] == 6
 
 
 def test_csv_cells_are_converted_and_bad_cells_become_error_lines(storage, prefix, trained, monkeypatch, capsys):
@@ -244,15 +248,20 @@ def test_csv_cells_are_converted_and_bad_cells_become_error_lines(storage, prefi
     assert lines[32] == {"instance": "0.2,3.5", "error": "row 32 has 2 values; the header names 4 columns"}
 
 
-def test_local_input_and_output_paths_work_like_gs_uris(trained, tmp_path, monkeypatch, capsys):
+def test_local_paths_and_the_spellings_of_numbers_echo_as_json(trained, tmp_path, monkeypatch, capsys):
     (tmp_path / "in").mkdir()
-    (tmp_path / "in" / "rows.jsonl").write_text(_jsonl(_rows(10, 6)))
+    (tmp_path / "in" / "rows.jsonl").write_bytes(b"[5.1, 3.5, 1.4, 0.2]\r\n[6.7, 3.0, 5.2, 2.3]\r\n")
+    (tmp_path / "in" / "rows2.csv").write_text(",".join(IRIS_FEATURES) + "\n5.1,3.5,1.4,.2\n+6.7,3.,5.2,2.3\n")
 
     status, err, _ = _in_process(monkeypatch, capsys, [tmp_path / "in", tmp_path / "out"], MODEL_URI=trained("logreg"))
 
     assert status == 0, err
-    assert [p.name for p in (tmp_path / "out").iterdir()] == ["rows-00000-of-00001.jsonl"]
-    assert len((tmp_path / "out" / "rows-00000-of-00001.jsonl").read_text().splitlines()) == 10
+    out = {p.name: p.read_text().splitlines() for p in (tmp_path / "out").iterdir()}
+    assert out["rows-00000-of-00001.jsonl"] == ['{"instance":[5.1, 3.5, 1.4, 0.2],"prediction":0}',
+                                               '{"instance":[6.7, 3.0, 5.2, 2.3],"prediction":2}']
+    assert [json.loads(line) for line in out["rows2-00000-of-00001.jsonl"]] == [
+        {"instance": dict(zip(IRIS_FEATURES, [5.1, 3.5, 1.4, 0.2])), "prediction": 0},
+        {"instance": dict(zip(IRIS_FEATURES, [6.7, 3.0, 5.2, 2.3])), "prediction": 2}]
 
 
 @pytest.mark.parametrize("where, message", [

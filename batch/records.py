@@ -9,7 +9,8 @@ CSV: the header names the model's features, in any order. Each cell is converted
 kind: numbers and integers as Python reads them, booleans from true/false or 1/0 (any case), strings
 as they are, an empty cell as a missing value. A cell that does not convert stays the text it is, so
 the function's validation refuses the row with its usual message (row, feature, what it takes). The
-row is echoed as an object keyed by the header, with the converted values.
+row is echoed as Vertex AI echoes a CSV row: an array of its values in the file's column order, here
+the converted ones.
 
 Numeric models take a fast path: a batch whose every line is a plain row of numbers (a flat JSON array
 of JSON numbers, or CSV cells numpy reads as numbers) is parsed at once by numpy's C reader, which
@@ -135,8 +136,6 @@ class Csv:
         self._column = [header.index(n) for n in names]  # schema order -> file column
         kinds = {f.name: f.kind for f in schema.features}
         self._kinds = [kinds[h] for h in header]  # file order
-        self._keys = [json.dumps(h) for h in header]
-        self._echo = ("{" + ",".join(f"{k.replace('%', '%%')}:%s" for k in self._keys) + "}").encode()
         row = _JSON_NUMBER + rb"(?:," + _JSON_NUMBER + rb"){%d}" % (len(header) - 1)
         self._json_cells = re.compile(rb"(?:" + row + rb"\r?\n)*+" + row + rb"\r?")
 
@@ -162,8 +161,7 @@ class Csv:
                 instances.append(None)
                 continue
             values = [_convert(cell, kind) for cell, kind in zip(cells, self._kinds)]
-            echoes.append(("{" + ",".join(f"{k}:{json.dumps(finite(v))}" for k, v in zip(self._keys, values))
-                           + "}").encode())
+            echoes.append(json.dumps(finite(values)).encode())
             instances.append([values[j] for j in self._column])
         return Parsed(source, positions, echoes, instances, errors=errors)
 
@@ -173,10 +171,9 @@ class Csv:
         if matrix is None or len(matrix) != len(source.lines):  # numpy skips blank lines: they show here
             return None
         if self._json_cells.fullmatch(data):  # every cell is a JSON number already: echoed as written
-            cells = (line.rstrip(b"\r").split(b",") for line in source.lines)
+            echoes = [b"[" + line.rstrip(b"\r") + b"]" for line in source.lines]
         else:  # spellings JSON lacks (".5", "+1", "nan"): echoed as Python writes the values
-            cells = (row.split(b", ") for row in _matrix_text(matrix))
-        echoes = [self._echo % tuple(row) for row in cells]
+            echoes = [b"[" + row + b"]" for row in _matrix_text(matrix)]
         return Parsed(source, list(range(source.first, source.first + len(source.lines))), echoes,
                       matrix=matrix[:, self._column])
 

@@ -83,10 +83,17 @@ def _jsonl(rows) -> str:
     return "".join(json.dumps(r) + "\n" for r in rows)
 
 
+CSV_ORDER = [3, 1, 0, 2]  # the header names the features in another order than the model's
+
+
 def _csv(rows) -> str:
-    order = [3, 1, 0, 2]  # the header names the features in another order than the model's
-    return ",".join(IRIS_FEATURES[j] for j in order) + "\n" + "".join(
-        ",".join(repr(r[j]) for j in order) + "\n" for r in rows)
+    return ",".join(IRIS_FEATURES[j] for j in CSV_ORDER) + "\n" + "".join(
+        ",".join(repr(r[j]) for j in CSV_ORDER) + "\n" for r in rows)
+
+
+def _from_csv_order(values: list) -> tuple:
+    """A CSV row's echo (its values in the file's column order) in the model's feature order."""
+    return tuple(values[CSV_ORDER.index(j)] for j in range(len(CSV_ORDER)))
 
 
 def _bucket():
@@ -99,8 +106,6 @@ def _outputs(prefix: str) -> dict[str, list[dict]]:
             for b in _bucket().list_blobs(prefix=prefix)}
 
 
-def _as_row(instance) -> tuple:
-    return tuple(instance[name] for name in IRIS_FEATURES) if isinstance(instance, dict) else tuple(instance)
 
 
 def _estimator(model_dir):
@@ -143,10 +148,11 @@ def test_tasks_in_separate_processes_score_every_row_exactly_once(storage, prefi
     outputs = _outputs(prefix + "out/")
     # 3400 rows of ~40 bytes in shards of at most 20 KiB: big.jsonl in 6, small.csv in 1, _SUCCESS skipped.
     assert sorted(outputs) == [f"big-{k:05d}-of-00006.jsonl" for k in range(6)] + ["part/small-00000-of-00001.jsonl"]
-    scored = [line for lines in outputs.values() for line in lines]
-    assert sorted(_as_row(line["instance"]) for line in scored) == sorted(tuple(r) for r in big + small)
+    scored = [(tuple(line["instance"]), line) for k in range(6) for line in outputs[f"big-{k:05d}-of-00006.jsonl"]]
+    scored += [(_from_csv_order(line["instance"]), line) for line in outputs["part/small-00000-of-00001.jsonl"]]
+    assert sorted(row for row, _ in scored) == sorted(tuple(r) for r in big + small)
     expected = dict(zip((tuple(r) for r in big + small), _estimator(model).predict(np.array(big + small)).tolist()))
-    assert all(line["prediction"] == expected[_as_row(line["instance"])] for line in scored)
+    assert all(line["prediction"] == expected[row] for row, line in scored)
     assert outputs["big-00000-of-00006.jsonl"][0] == {"instance": big[0], "prediction": expected[tuple(big[0])]}
     summaries = [next(e for e in _log(out) if e.get("event") == "batch_summary") for out, _ in finished]
     assert [s["task"] for s in summaries] == [0, 1, 2] and sum(s["rows"] for s in summaries) == 3400
@@ -239,11 +245,10 @@ def test_csv_cells_are_converted_and_bad_cells_become_error_lines(storage, prefi
 
     assert status == 0, err
     lines = _outputs(prefix + "out/")["rows-00000-of-00001.jsonl"]
-    assert [_as_row(line["instance"]) for line in lines[:30]] == [tuple(r) for r in good]
-    assert lines[30]["instance"] == {"petal width (cm)": 0.2, "sepal width (cm)": 3.5, "sepal length (cm)": None,
-                                     "petal length (cm)": 1.4}
+    assert [_from_csv_order(line["instance"]) for line in lines[:30]] == [tuple(r) for r in good]
+    assert lines[30]["instance"] == [0.2, 3.5, None, 1.4]
     assert lines[30]["error"].startswith("row 30, feature 0 (sepal length (cm)) is missing")
-    assert lines[31]["instance"]["sepal width (cm)"] == "abc"
+    assert lines[31]["instance"] == [0.2, "abc", 5.1, 1.4]
     assert lines[31]["error"] == "row 31, feature 1 (sepal width (cm)) must be a number, got string"
     assert lines[32] == {"instance": "0.2,3.5", "error": "row 32 has 2 values; the header names 4 columns"}
 
@@ -259,9 +264,8 @@ def test_local_paths_and_the_spellings_of_numbers_echo_as_json(trained, tmp_path
     out = {p.name: p.read_text().splitlines() for p in (tmp_path / "out").iterdir()}
     assert out["rows-00000-of-00001.jsonl"] == ['{"instance":[5.1, 3.5, 1.4, 0.2],"prediction":0}',
                                                '{"instance":[6.7, 3.0, 5.2, 2.3],"prediction":2}']
-    assert [json.loads(line) for line in out["rows2-00000-of-00001.jsonl"]] == [
-        {"instance": dict(zip(IRIS_FEATURES, [5.1, 3.5, 1.4, 0.2])), "prediction": 0},
-        {"instance": dict(zip(IRIS_FEATURES, [6.7, 3.0, 5.2, 2.3])), "prediction": 2}]
+    assert out["rows2-00000-of-00001.jsonl"] == ['{"instance":[5.1, 3.5, 1.4, 0.2],"prediction":0}',
+                                                '{"instance":[6.7, 3.0, 5.2, 2.3],"prediction":2}']
 
 
 @pytest.mark.parametrize("where, message", [
@@ -366,7 +370,7 @@ def test_csv_rows_for_a_dataframe_model_are_typed_by_its_schema(frame_model, tmp
     expected = estimator.predict(pd.DataFrame({"plan": ["pro", "basic", "pro"], "usage": [7.5, float("nan"), 2.0],
                                                "student": [True, False, True]})).tolist()
     assert [line.get("prediction") for line in lines[:3]] == expected
-    assert lines[1]["instance"] == {"student": False, "usage": None, "plan": "basic"}
+    assert lines[1]["instance"] == [False, None, "basic"]
     assert lines[3]["error"] == "row 3, feature 2 (student) must be true or false, got string"
     assert lines[4]["error"].startswith("row 4, feature 0 (plan) is 'gold', a category the model does not know")
 

@@ -12,8 +12,10 @@ import collections
 import concurrent.futures
 import time
 
-from batch import lines, records, scoring, shards, storage
+from batch import lines, scoring, shards, storage
+from batch.csv_rows import Csv
 from batch.errors import BatchError
+from batch.json_lines import JsonLines
 from batch.progress import Meter, log
 from inference.warmup import warm_up
 from model.errors import ModelLoadError
@@ -76,10 +78,10 @@ def _score_shard(shard, kind: str, model, target: str, config, meter: Meter) -> 
         start, header_lines = shard.start, 0
         if kind == "csv" and shard.file.size:
             header, header_end = _first_line(source.read)
-            fmt = records.Csv(model.schema, header, shard.file.uri)
+            fmt = Csv(model.schema, header, shard.file.uri)
             start, header_lines = (max(start, header_end) if shard.index == 0 else start), 1
         else:
-            fmt = records.JsonLines(model.schema)
+            fmt = JsonLines(model.schema)
         first_line = None
 
         def row_number(position: int) -> int:

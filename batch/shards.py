@@ -15,7 +15,7 @@ import dataclasses
 import math
 
 from batch.errors import BatchError
-from batch.storage import InputFile
+from batch.files import InputFile
 
 DATA_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv")
 

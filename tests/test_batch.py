@@ -19,7 +19,7 @@ from google.cloud import storage as gcs_storage
 from batch import shards
 from batch.__main__ import main as batch_main
 from batch.lines import batches, newlines_before
-from batch.storage import InputFile
+from batch.files import InputFile
 from model import publish
 from tests.conftest import IRIS_FEATURES, REPO
 

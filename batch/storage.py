@@ -74,12 +74,6 @@ def exists(uri: str, timeout_s: float) -> bool:
     return gcs_io.exists(uri, timeout_s) if is_gcs(uri) else pathlib.Path(uri).is_file()
 
 
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
-
-
 @contextlib.contextmanager
 def output(uri: str, timeout_s: float):
     """Yields a binary file; when the block ends without error its bytes become `uri`, whole, in one step."""
@@ -95,5 +89,4 @@ def output(uri: str, timeout_s: float):
     for stale in target.parent.glob(f".{target.name}.*.part"):
         stale.unlink(missing_ok=True)
     with atomic_path(target) as tmp, open(tmp, "wb") as sink:
-        os.fchmod(sink.fileno(), 0o666 & ~_umask())  # a temp file is private; the output is not
         yield sink

@@ -14,6 +14,9 @@ import tempfile
 def atomic_path(target: pathlib.Path):
     """Yields a temp path beside `target`; when the block ends without error it becomes `target`."""
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    # mkstemp makes the file private (0600); the target is read by others, such as the image's
+    # non-root user reading the model trained into it as root.
+    os.fchmod(fd, 0o644)
     os.close(fd)
     try:
         yield pathlib.Path(tmp)

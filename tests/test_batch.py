@@ -262,6 +262,7 @@ def test_local_paths_and_the_spellings_of_numbers_echo_as_json(trained, tmp_path
 
     assert status == 0, err
     out = {p.name: p.read_text().splitlines() for p in (tmp_path / "out").iterdir()}
+    assert {p.stat().st_mode & 0o777 for p in (tmp_path / "out").iterdir()} == {0o644}  # not a temp file's 0600
     assert out["rows-00000-of-00001.jsonl"] == ['{"instance":[5.1, 3.5, 1.4, 0.2],"prediction":0}',
                                                '{"instance":[6.7, 3.0, 5.2, 2.3],"prediction":2}']
     assert out["rows2-00000-of-00001.jsonl"] == ['{"instance":[5.1, 3.5, 1.4, 0.2],"prediction":0}',

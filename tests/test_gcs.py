@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 
+import numpy as np
 import pytest
 import requests
 from google.cloud import storage
@@ -62,6 +63,21 @@ def test_fetch_after_publish_returns_manifest_and_exact_artifact(server, model_d
     assert fetched.details == {"generation": published["generation"],
                                "object": f"gs://models/iris/manifest.json#{published['generation']}",
                                "artifact_generation": published["artifact"]["generation"]}
+
+
+def test_a_compiled_model_travels_with_its_onnx_file(server, tmp_path, options):
+    from model import artifact, training
+
+    training.train(tmp_path / "onnx", runtime="onnx")
+    published = publish.publish(tmp_path / "onnx", "gs://models/compiled")
+
+    fetched = fetch("gs://models/compiled", options)
+
+    assert {"manifest.json", "model.onnx"} <= {p.name for p in fetched.path.iterdir()}
+    assert published["compiled"]["generation"] == json.loads((fetched.path / "manifest.json").read_text())[
+        "compiled"]["generation"]
+    model = artifact.load(fetched.path, artifact.LoadPolicy())
+    assert model.format == "onnx" and model.estimator.predict(np.array([IRIS_ROW])).tolist() == [0]
 
 
 def test_publish_main_prints_generations_as_json(server, trained, capsys):

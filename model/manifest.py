@@ -7,6 +7,7 @@ import pathlib
 import platform
 
 from model.errors import ModelIntegrityError, ModelNotFound, ModelUnreadable
+from model.schema import Schema, SchemaError
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
@@ -24,8 +25,9 @@ def sha256_of(path: pathlib.Path) -> str:
 
 
 def build(*, name, version, estimator, features, classes, task, artifact: pathlib.Path, fmt="skops",
-          evaluation=None, runtime="sklearn", compiled=None) -> dict:
-    """The manifest for an artifact just written (and its compiled form, when there is one)."""
+          evaluation=None, runtime="sklearn", compiled=None, schema: Schema | None = None,
+          examples: dict | None = None) -> dict:
+    """The manifest for an artifact just written (its compiled form, input schema and examples, when given)."""
     import numpy
     import sklearn
 
@@ -43,6 +45,8 @@ def build(*, name, version, estimator, features, classes, task, artifact: pathli
         "runtime": runtime,
         **({"compiled": compiled} if compiled else {}),
         **({"evaluation": evaluation} if evaluation else {}),
+        **({"schema": schema.to_dict()} if schema is not None else {}),
+        **({"examples": examples} if examples else {}),
     }
 
 
@@ -88,8 +92,20 @@ def read(path: pathlib.Path) -> dict:
         problems.append(f"runtime {manifest.get('runtime')!r} is unknown (sklearn or onnx)")
     elif manifest.get("runtime") == "onnx" and not _file_entry_ok(manifest.get("compiled")):
         problems.append("runtime onnx needs compiled.file and compiled.sha256")
+    if "schema" in manifest:
+        problems.extend(_schema_problems(manifest["schema"], features))
     if not isinstance(manifest.get("framework", {}).get("scikit-learn"), str):
         problems.append("framework.scikit-learn is missing")
     if problems:
         raise ModelIntegrityError(f"manifest {path} is invalid: {'; '.join(problems)}")
     return manifest
+
+
+def _schema_problems(data, features) -> list[str]:
+    try:
+        schema = Schema.from_dict(data)
+    except SchemaError as e:
+        return [str(e)]
+    if isinstance(features, dict) and features.get("names") != schema.names:
+        return ["schema.features do not name the same features as features.names"]
+    return []

@@ -12,14 +12,18 @@ import warnings
 
 from model import manifest as manifests
 from model.errors import ModelIntegrityError, ModelNotFound, ModelUnreadable, ModelUnsafe, ModelVersionMismatch
+from model.schema import Schema, SchemaError, derive
 
 log = logging.getLogger("model")
 
 # Types beyond skops' own defaults that plain scikit-learn models need: tree structures of the
-# forest and boosting estimators. Anything else must be named in MODEL_TRUSTED_TYPES.
+# forest and boosting estimators, and numpy.dtype (an imputer or encoder fitted on a DataFrame keeps
+# the dtype it saw; skops rebuilds it from an empty .npy array read with allow_pickle=False, so it
+# runs no code). Anything else must be named in MODEL_TRUSTED_TYPES.
 TRUSTED_TYPES = (
     "sklearn.tree._tree.Tree",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "numpy.dtype",
 )
 
 
@@ -48,6 +52,7 @@ class LoadedModel:
     trained_with: dict
     allow_nan: bool
     has_proba: bool
+    schema: Schema
 
 
 def load(path: pathlib.Path, policy: LoadPolicy) -> LoadedModel:
@@ -70,8 +75,12 @@ def load(path: pathlib.Path, policy: LoadPolicy) -> LoadedModel:
     n_in = getattr(estimator, "n_features_in_", len(features))
     if n_in != len(features):
         raise ModelIntegrityError(f"{manifest_path} lists {len(features)} features but the estimator takes {n_in}")
+    if "schema" in manifest:
+        schema = Schema.from_dict(manifest["schema"])  # checked by manifests.read
+    else:  # written before manifests had schemas: the estimator tells
+        schema = _derived(estimator, artifact, features)
     return _describe(estimator, manifest.get("name") or policy.name or artifact.stem,
-                     str(manifest.get("version") or policy.version or actual[:12]), features, fmt, actual,
+                     str(manifest.get("version") or policy.version or actual[:12]), schema, fmt, actual,
                      manifest["framework"])
 
 
@@ -94,8 +103,9 @@ def _load_onnx(manifest_path: pathlib.Path, manifest: dict) -> LoadedModel:
     info = manifest["compiled"]
     path = manifest_path.parent / info["file"]
     sha = _checked_sha256(path, info["sha256"], manifest_path)
-    estimator = OnnxEstimator(path, manifest.get("classes"))
     features = list(manifest["features"]["names"])
+    schema = Schema.from_dict(manifest["schema"]) if "schema" in manifest else Schema.numbers(features)
+    estimator = OnnxEstimator(path, manifest.get("classes"), schema)
     if estimator.n_features_in_ not in (len(features), None, "N"):
         raise ModelIntegrityError(f"{manifest_path} lists {len(features)} features but {path} takes {estimator.n_features_in_}")
     return LoadedModel(
@@ -103,7 +113,7 @@ def _load_onnx(manifest_path: pathlib.Path, manifest: dict) -> LoadedModel:
         features=features, classes=manifest.get("classes"), task=manifest.get("task", "classification"),
         format="onnx", sha256=sha, trained_with=dict(manifest["framework"]),
         # Missing values are not carried over by the conversion: refuse NaN rather than guess.
-        allow_nan=False, has_proba=estimator.has_proba)
+        allow_nan=False, has_proba=estimator.has_proba, schema=schema)
 
 
 def _locate(path: pathlib.Path) -> tuple[pathlib.Path | None, pathlib.Path | None]:
@@ -130,15 +140,23 @@ def _load_bare(artifact: pathlib.Path, policy: LoadPolicy) -> LoadedModel:
         raise ModelUnsafe(f"{artifact} is a pickle/joblib file, which runs code when loaded; {_PICKLE_HINT}")
     sha = manifests.sha256_of(artifact)
     estimator = _read_pickle(artifact, policy)
-    names = getattr(estimator, "feature_names_in_", None)
-    n = getattr(estimator, "n_features_in_", None)
-    if names is None and n is None:
-        raise ModelUnreadable(f"{artifact} holds a {type(estimator).__name__} that is not a fitted scikit-learn estimator")
-    features = [str(f) for f in names] if names is not None else [f"x{i}" for i in range(n)]
+    schema = _derived(estimator, artifact)
     import sklearn
 
-    return _describe(estimator, policy.name or artifact.stem, policy.version or sha[:12], features, "joblib", sha,
+    return _describe(estimator, policy.name or artifact.stem, policy.version or sha[:12], schema, "joblib", sha,
                      {"scikit-learn": sklearn.__version__, "source": "unknown (no manifest)"})
+
+
+def _derived(estimator, artifact: pathlib.Path, features=None) -> Schema:
+    try:
+        schema = derive(estimator, feature_names=features)
+    except SchemaError as e:
+        raise ModelUnreadable(f"{artifact} holds a {type(estimator).__name__} that is not a fitted scikit-learn "
+                              f"estimator: {e}") from None
+    if features is not None and schema.names != features:
+        raise ModelIntegrityError(f"the manifest of {artifact} lists features {', '.join(features)} but the estimator "
+                                  f"was fitted on {', '.join(schema.names)}")
+    return schema
 
 
 def _check_version(trained: str, policy: LoadPolicy, artifact: pathlib.Path) -> None:
@@ -191,21 +209,28 @@ def _read_pickle(artifact: pathlib.Path, policy: LoadPolicy):
     return estimator
 
 
-def _describe(estimator, name, version, features, fmt, sha, trained_with) -> LoadedModel:
+def task_of(estimator) -> str:
+    """"classification", "regression", or scikit-learn's own word for another kind (e.g. "clusterer")."""
     from sklearn.utils import get_tags
 
-    tags = get_tags(estimator)
+    kind = get_tags(estimator).estimator_type
+    return {"classifier": "classification", "regressor": "regression"}.get(kind, kind or "regression")
+
+
+def _describe(estimator, name, version, schema: Schema, fmt, sha, trained_with) -> LoadedModel:
     classes = getattr(estimator, "classes_", None)
     return LoadedModel(
         estimator=estimator,
         name=str(name),
         version=str(version),
-        features=[str(f) for f in features],
+        features=schema.names,
         classes=classes.tolist() if classes is not None else None,
-        task="classification" if tags.estimator_type == "classifier" else tags.estimator_type or "regression",
+        task=task_of(estimator),
         format=fmt,
         sha256=sha,
         trained_with=dict(trained_with),
-        allow_nan=bool(tags.input_tags.allow_nan),
+        # NaN anywhere in a matrix: only when every feature takes it (the schema says per feature).
+        allow_nan=all(f.nullable for f in schema.features),
         has_proba=hasattr(estimator, "predict_proba"),
+        schema=schema,
     )

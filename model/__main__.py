@@ -1,11 +1,12 @@
-"""Command line: `python -m model train` builds the default model; `publish` uploads one to Cloud Storage."""
+"""Command line: `python -m model train` builds the default model; `package` turns a fitted model file into a
+served model directory; `publish` uploads one to Cloud Storage."""
 
 import argparse
 import json
 import pathlib
 import sys
 
-from model import DEFAULT_MODEL_DIR
+from model import DEFAULT_MODEL_DIR, package
 
 
 def _train(args) -> int:
@@ -38,8 +39,13 @@ def main(argv: list[str] | None = None) -> int:
                        help="onnx: also compile to ONNX, verify it on held-out rows, and serve that (default: %(default)s)")
     train.add_argument("--name", default="iris")
     train.add_argument("--version", default="1")
+    package.add_arguments(commands.add_parser(
+        "package", help="turn a fitted model file (joblib, pickle, skops) into a verified served model directory",
+        description=package.__doc__))
     commands.add_parser("publish", help="upload a model directory to gs://BUCKET/PATH (see `publish --help`)")
     args = parser.parse_args(argv)
+    if args.command == "package":
+        return package.run(args)
     return _train(args)
 
 

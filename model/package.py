@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = package(args.source, args.out, sample=args.sample, name=args.name, version=args.version,
                          allow_pickle=args.allow_pickle, runtime=args.runtime, trusted_types=trusted)
-    except (PackageError, SchemaError, CompileError, ModelLoadError) as e:
+    except (PackageError, SchemaError, CompileError, ModelLoadError, OSError) as e:
         hint = "; keep --runtime sklearn for this model" if isinstance(e, CompileError) else ""
         print(f"python -m model package: {' '.join(str(e).split())}{hint}", file=sys.stderr)
         return 1
@@ -142,7 +142,10 @@ def _write(estimator, staged: pathlib.Path, rows: _Rows, runtime: str, *, name: 
     """Writes the artifact, the compiled model (for onnx) and the examples; returns the manifest."""
     import skops.io
 
-    skops.io.dump(estimator, staged / ARTIFACT_NAME)
+    try:
+        skops.io.dump(estimator, staged / ARTIFACT_NAME)
+    except Exception as e:  # an object skops has no way to save (a lambda, an open file)
+        raise PackageError(f"skops cannot save this model: {type(e).__name__}: {e}") from None
     compiled = None
     if runtime == "onnx":
         from model.compiled import compile_onnx
@@ -216,10 +219,11 @@ def _read_sample(path: pathlib.Path, schema: Schema):
     if not path.is_file():
         raise PackageError(f"sample {path} does not exist or is not a file")
     if path.suffix.lower() == ".csv":
-        # A column the model reads as strings stays text even when it looks like numbers ("007").
+        # A column the model reads as strings stays text even when it looks like numbers ("007"); an
+        # empty text is a text, not a missing value.
         strings = {f.name: str for f in schema.features if f.kind == "string"}
         try:
-            frame = pd.read_csv(path, dtype=strings)
+            frame = pd.read_csv(path, dtype=strings, keep_default_na=schema.layout != "text")
         except (ValueError, pd.errors.ParserError) as e:
             raise PackageError(f"sample {path} is not a readable CSV file: {' '.join(str(e).split())}") from None
     elif path.suffix.lower() in (".jsonl", ".ndjson", ".json"):

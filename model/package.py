@@ -13,7 +13,6 @@ DIR. It prints what it found and a final JSON line; a refusal is one line on std
 import argparse
 import dataclasses
 import json
-import math
 import os
 import pathlib
 import shutil
@@ -22,19 +21,15 @@ import warnings
 
 import numpy as np
 
-from model import artifact, examples
+from model import artifact, examples, rows
 from model import manifest as manifests
 from model.compiled import CompileError
 from model.errors import ModelLoadError
+from model.rows import SampleError
 from model.schema import Schema, SchemaError, derive
 from model.training import ARTIFACT_NAME
 
 SKOPS_SUFFIX = ".skops"
-GENERATED_ROWS = 40
-_NUMBERS = (0.0, 1.0, -1.0, 2.5, 10.0, 0.1, 100.0, -7.5, 42.0, 3.0, 0.5, 1000.0)
-_INTEGERS = (0, 1, 2, 5, 10, -1, 3, 100, 7, 4)
-_TEXTS = ("free prize, claim now", "see you at lunch tomorrow", "", "Hello World", "the report is attached",
-          "WIN CASH TODAY!!", "café au lait, s'il vous plaît", "a b c")
 
 
 class PackageError(Exception):
@@ -69,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = package(args.source, args.out, sample=args.sample, name=args.name, version=args.version,
                          allow_pickle=args.allow_pickle, runtime=args.runtime, trusted_types=trusted)
-    except (PackageError, SchemaError, CompileError, ModelLoadError, OSError) as e:
+    except (PackageError, SampleError, SchemaError, CompileError, ModelLoadError, OSError) as e:
         hint = "; keep --runtime sklearn for this model" if isinstance(e, CompileError) else ""
         print(f"python -m model package: {' '.join(str(e).split())}{hint}", file=sys.stderr)
         return 1
@@ -88,25 +83,25 @@ def package(source: pathlib.Path, out: pathlib.Path, *, sample: pathlib.Path | N
     """Packages and verifies; raises PackageError (or SchemaError, CompileError) naming what is wrong."""
     source, out = pathlib.Path(source), pathlib.Path(out)
     estimator = _load_source(source, allow_pickle, trusted_types)
-    rows = _rows(estimator, None if sample is None else pathlib.Path(sample), runtime)
-    expected = _predict(estimator, rows.source_input, f"on the {rows.source} rows")
+    prepared = _prepare(estimator, None if sample is None else pathlib.Path(sample), runtime)
+    expected = _predict(estimator, prepared.source_input, f"on the {prepared.source} rows")
     staged = out.parent / f".{out.name}.package-{os.getpid()}"
     shutil.rmtree(staged, ignore_errors=True)
     staged.mkdir(parents=True)
     try:
-        manifest = _write(estimator, staged, rows, runtime, name=name or source.stem, version=str(version))
+        manifest = _write(estimator, staged, prepared, runtime, name=name or source.stem, version=str(version))
         manifest["packaged_from"] = {"file": source.name, "sha256": manifests.sha256_of(source)}
         manifests.write(manifest, staged)
-        manifest["verified"] = _verify(staged, manifest, rows, expected, trusted_types)
+        manifest["verified"] = _verify(staged, manifest, prepared, expected, trusted_types)
         manifests.write(manifest, staged)
         _move_into(staged, out)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
-    return Report(out, manifest, rows.served, len(rows.records), rows.source, rows.ignored, rows.left_out)
+    return Report(out, manifest, prepared.served, len(prepared.records), prepared.source, prepared.ignored, prepared.left_out)
 
 
 @dataclasses.dataclass(frozen=True)
-class _Rows:
+class _Prepared:
     schema: Schema        # derived from the estimator, refined by the sample
     served: Schema        # what the written model serves: the compiled model's, for onnx
     records: list         # JSON rows: the examples, and what verification sends the packaged model
@@ -116,13 +111,13 @@ class _Rows:
     left_out: int         # sample rows the compiled model cannot take
 
 
-def _rows(estimator, sample: pathlib.Path | None, runtime: str) -> _Rows:
+def _prepare(estimator, sample: pathlib.Path | None, runtime: str) -> _Prepared:
     schema = derive(estimator)
     if sample is None:
         served = _compiled_schema(schema) if runtime == "onnx" else schema
-        records = _generated(served)
-        return _Rows(schema, served, records, _model_input(records, schema), "generated", [], 0)
-    frame = _read_sample(sample, schema)
+        records = rows.generate(served)
+        return _Prepared(schema, served, records, rows.model_input(records, schema), "generated", [], 0)
+    frame = rows.read_sample(sample, schema)
     ignored = [str(c) for c in frame.columns if str(c) not in schema.names]
     if schema.layout != "text":
         schema = derive(estimator, frame)
@@ -135,10 +130,10 @@ def _rows(estimator, sample: pathlib.Path | None, runtime: str) -> _Rows:
         raise PackageError("no sample row has a value in every column the ONNX model requires (strings, integers, booleans)")
     frame = frame.iloc[kept]
     source_input = frame[schema.names[0]].tolist() if schema.layout == "text" else frame
-    return _Rows(schema, served, [records[i] for i in kept], source_input, "sample", ignored, len(records) - len(kept))
+    return _Prepared(schema, served, [records[i] for i in kept], source_input, "sample", ignored, len(records) - len(kept))
 
 
-def _write(estimator, staged: pathlib.Path, rows: _Rows, runtime: str, *, name: str, version: str) -> dict:
+def _write(estimator, staged: pathlib.Path, prepared: _Prepared, runtime: str, *, name: str, version: str) -> dict:
     """Writes the artifact, the compiled model (for onnx) and the examples; returns the manifest."""
     import skops.io
 
@@ -150,11 +145,11 @@ def _write(estimator, staged: pathlib.Path, rows: _Rows, runtime: str, *, name: 
     if runtime == "onnx":
         from model.compiled import compile_onnx
 
-        compiled = compile_onnx(estimator, staged, _model_input(rows.records, rows.schema), rows.served)
+        compiled = compile_onnx(estimator, staged, rows.model_input(prepared.records, prepared.schema), prepared.served)
     manifest = manifests.build(
-        name=name, version=version, estimator=estimator, features=rows.schema.names, classes=_classes(estimator),
+        name=name, version=version, estimator=estimator, features=prepared.schema.names, classes=_classes(estimator),
         task=artifact.task_of(estimator), artifact=staged / ARTIFACT_NAME, runtime=runtime, compiled=compiled,
-        schema=rows.served, examples=examples.write(rows.records, staged))
+        schema=prepared.served, examples=examples.write(prepared.records, staged))
     manifest["framework"].update(_library_versions())
     return manifest
 
@@ -212,118 +207,12 @@ def _load_pickle(source: pathlib.Path):
     return estimator
 
 
-def _read_sample(path: pathlib.Path, schema: Schema):
-    """The sample as a DataFrame: CSV (strings kept as text) or JSON lines of objects (null is missing)."""
-    import pandas as pd
-
-    if not path.is_file():
-        raise PackageError(f"sample {path} does not exist or is not a file")
-    if path.suffix.lower() == ".csv":
-        # A column the model reads as strings stays text even when it looks like numbers ("007"); an
-        # empty text is a text, not a missing value.
-        strings = {f.name: str for f in schema.features if f.kind == "string"}
-        try:
-            frame = pd.read_csv(path, dtype=strings, keep_default_na=schema.layout != "text")
-        except (ValueError, pd.errors.ParserError) as e:
-            raise PackageError(f"sample {path} is not a readable CSV file: {' '.join(str(e).split())}") from None
-    elif path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-        frame = pd.DataFrame.from_records(_json_lines(path))
-        for column in frame.select_dtypes(include="object").columns:
-            frame[column] = frame[column].where(frame[column].notna(), np.nan)
-    else:
-        raise PackageError(f"sample {path} must be a .csv file or JSON lines (.jsonl, .ndjson, .json)")
-    if frame.empty:
-        raise PackageError(f"sample {path} has no rows")
-    frame.columns = [str(c) for c in frame.columns]
-    if schema.layout == "text":
-        column = schema.names[0] if schema.names[0] in frame.columns else (frame.columns[0] if frame.shape[1] == 1 else None)
-        if column is None:
-            raise PackageError(f"sample {path} has no {schema.names[0]!r} column (a text model takes one string per row)")
-        texts = frame[column]
-        if not all(isinstance(t, str) for t in texts):
-            raise PackageError(f"sample {path}: every {column!r} value of a text model must be a string")
-        return texts.to_frame(schema.names[0])
-    return frame  # derive() names the columns the model needs that it lacks
-
-
-def _json_lines(path: pathlib.Path) -> list[dict]:
-    records = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise PackageError(f"sample {path} line {number} is not JSON: {e.msg}") from None
-            if not isinstance(record, dict):
-                raise PackageError(f"sample {path} line {number} is not a JSON object")
-            records.append(record)
-    return records
-
-
-def _generated(schema: Schema) -> list[dict]:
-    """Rows that exercise the schema: every category, a spread of numbers, gaps where nullable, unseen values."""
-    rows = []
-    for i in range(GENERATED_ROWS):
-        row = {}
-        for j, feature in enumerate(schema.features):
-            k = i + 3 * j
-            if feature.nullable and k % 7 == 3:
-                value = None
-            elif schema.layout == "text":
-                value = _TEXTS[i % len(_TEXTS)]
-            elif feature.categories:
-                value = feature.categories[k % len(feature.categories)]
-                if feature.unknown == "accept" and k % 11 == 5 and feature.kind != "boolean":
-                    value = "unseen" if feature.kind == "string" else max(feature.categories) + 1
-            elif feature.kind == "string":
-                value = "abcd"[k % 4]
-            elif feature.kind == "boolean":
-                value = k % 2 == 0
-            elif feature.kind == "integer":
-                value = _INTEGERS[k % len(_INTEGERS)]
-            else:
-                value = _NUMBERS[k % len(_NUMBERS)]
-            row[feature.name] = value
-        rows.append(row)
-    return rows
-
-
-def _model_input(records: list[dict], schema: Schema):
-    """What the estimator is called with for these JSON rows, built as the server builds it."""
-    if schema.layout == "matrix":
-        return np.array([[math.nan if r[n] is None else r[n] for n in schema.names] for r in records], dtype=np.float64)
-    if schema.layout == "text":
-        return np.array([r[schema.names[0]] for r in records], dtype=object)
-    import pandas as pd
-
-    return pd.DataFrame({f.name: _column([r[f.name] for r in records], f) for f in schema.features})
-
-
-def _column(values: list, feature):
-    import pandas as pd
-
-    missing = any(v is None for v in values)
-    if feature.dtype == "category":
-        return pd.Categorical(values, categories=feature.categories) if feature.categories else pd.Categorical(values)
-    if feature.dtype is not None:
-        return pd.array(values, dtype=feature.dtype)
-    if feature.kind == "number" or (feature.kind == "integer" and missing):
-        return np.array([math.nan if v is None else v for v in values], dtype=np.float64)
-    if feature.kind == "integer":
-        return np.array(values, dtype=np.int64)
-    if feature.kind == "boolean" and not missing:
-        return np.array(values, dtype=bool)
-    return np.array([np.nan if v is None else v for v in values], dtype=object)
-
-
-def _predict(estimator, rows, where: str):
+def _predict(estimator, inputs, where: str):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            labels = estimator.predict(rows)
-            proba = estimator.predict_proba(rows) if hasattr(estimator, "predict_proba") else None
+            labels = estimator.predict(inputs)
+            proba = estimator.predict_proba(inputs) if hasattr(estimator, "predict_proba") else None
         except Exception as e:
             raise PackageError(f"the model fails {where}: {type(e).__name__}: {e}") from None
     return np.asarray(labels), proba
@@ -339,7 +228,7 @@ def _accepted(record: dict, schema: Schema) -> bool:
     return all(record[f.name] is not None for f in schema.features if not f.nullable)
 
 
-def _verify(staged: pathlib.Path, manifest: dict, rows: _Rows, expected, trusted_types) -> dict:
+def _verify(staged: pathlib.Path, manifest: dict, prepared: _Prepared, expected, trusted_types) -> dict:
     """Loads the staged directory as the server does and compares its answers with the source model's."""
     from model.compiled import PROBABILITY_TOLERANCE, VALUE_TOLERANCE, inputs_for
 
@@ -349,8 +238,8 @@ def _verify(staged: pathlib.Path, manifest: dict, rows: _Rows, expected, trusted
     except ModelLoadError as e:
         raise PackageError(f"the packaged model would not load on the server: {e}") from None
     onnx = manifest["runtime"] == "onnx"
-    model_input = _model_input(rows.records, rows.served)
-    got, got_proba = _predict(loaded.estimator, inputs_for(model_input, rows.served) if onnx else model_input,
+    model_input = rows.model_input(prepared.records, prepared.served)
+    got, got_proba = _predict(loaded.estimator, inputs_for(model_input, prepared.served) if onnx else model_input,
                               "after packaging")
     if loaded.classes is not None or not onnx:
         differing = int(np.sum(got != labels))
@@ -359,8 +248,8 @@ def _verify(staged: pathlib.Path, manifest: dict, rows: _Rows, expected, trusted
         differing = int(np.sum(relative > VALUE_TOLERANCE))
     if differing:
         raise PackageError(f"the packaged model predicts differently from the source on {differing} of "
-                           f"{len(rows.records)} {rows.source} rows")
-    verified = {"rows": len(rows.records), "rows_from": rows.source, "predictions_equal": True}
+                           f"{len(prepared.records)} {prepared.source} rows")
+    verified = {"rows": len(prepared.records), "rows_from": prepared.source, "predictions_equal": True}
     if proba is not None and got_proba is not None:
         diff = float(np.max(np.abs(got_proba - proba)))
         if diff > (PROBABILITY_TOLERANCE if onnx else 0.0):

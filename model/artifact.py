@@ -112,8 +112,9 @@ def _load_onnx(manifest_path: pathlib.Path, manifest: dict) -> LoadedModel:
         estimator=estimator, name=str(manifest.get("name") or path.stem), version=str(manifest.get("version") or sha[:12]),
         features=features, classes=manifest.get("classes"), task=manifest.get("task", "classification"),
         format="onnx", sha256=sha, trained_with=dict(manifest["framework"]),
-        # Missing values are not carried over by the conversion: refuse NaN rather than guess.
-        allow_nan=False, has_proba=estimator.has_proba, schema=schema)
+        # The compiled schema says where the converted model was verified on missing values; an older
+        # manifest without one gets none.
+        allow_nan=all(f.nullable for f in schema.features), has_proba=estimator.has_proba, schema=schema)
 
 
 def _locate(path: pathlib.Path) -> tuple[pathlib.Path | None, pathlib.Path | None]:

@@ -207,15 +207,17 @@ def _load_pickle(source: pathlib.Path):
     return estimator
 
 
-def _predict(estimator, inputs, where: str):
+def _predict(estimator, inputs, where: str, proba: bool | None = None):
+    """Labels (or values) and, where the model gives them, probabilities."""
+    proba = hasattr(estimator, "predict_proba") if proba is None else proba
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             labels = estimator.predict(inputs)
-            proba = estimator.predict_proba(inputs) if hasattr(estimator, "predict_proba") else None
+            probabilities = estimator.predict_proba(inputs) if proba else None
         except Exception as e:
             raise PackageError(f"the model fails {where}: {type(e).__name__}: {e}") from None
-    return np.asarray(labels), proba
+    return np.asarray(labels), probabilities
 
 
 def _compiled_schema(schema: Schema) -> Schema:
@@ -240,7 +242,7 @@ def _verify(staged: pathlib.Path, manifest: dict, prepared: _Prepared, expected,
     onnx = manifest["runtime"] == "onnx"
     model_input = rows.model_input(prepared.records, prepared.served)
     got, got_proba = _predict(loaded.estimator, inputs_for(model_input, prepared.served) if onnx else model_input,
-                              "after packaging")
+                              "after packaging", proba=loaded.has_proba)
     if loaded.classes is not None or not onnx:
         differing = int(np.sum(got != labels))
     else:

@@ -275,3 +275,14 @@ def test_a_compiled_dataframe_model_answers_without_scikit_learn_scipy_or_pandas
                          "contract": ["month-to-month", "two-year"], "payment": ["card", "bank"], "senior": [True, False]})
     expected = models.churn_pipeline().estimator.predict(rows).tolist()
     assert result.stdout.strip() == f"{expected} []"
+
+
+def test_a_compiled_matrix_model_takes_missing_values_where_it_was_verified_on_them(packaged):
+    out, _ = packaged("house.skops", "--runtime", "onnx")
+    loaded = artifact.load(out, artifact.LoadPolicy())
+    assert loaded.format == "onnx" and loaded.allow_nan and all(f.nullable for f in loaded.schema.features)
+    rows = examples.read(out, json.loads((out / "manifest.json").read_text())["examples"])
+    matrix = np.array([[np.nan if r[n] is None else r[n] for n in loaded.features] for r in rows])
+    assert np.isnan(matrix).any()
+    expected = models.nan_regressor().estimator.predict(pd.DataFrame(matrix, columns=loaded.features))
+    assert np.allclose(loaded.estimator.predict(matrix), expected, rtol=compiled.VALUE_TOLERANCE)

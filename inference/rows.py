@@ -165,19 +165,9 @@ def _categories(categories) -> str:
 
 
 def _array(feature, values: list):
-    """The column as numpy holds it for the model: float64, int64, bool, or object (strings; NaN when missing)."""
-    import numpy as np
+    from model.rows import column  # numpy comes with it: keep it out of gunicorn's master
 
-    if feature.kind == "number":
-        return np.array(values, dtype=np.float64)
-    if feature.kind == "integer":
-        has_missing = any(type(v) is float for v in values)
-        return np.array(values, dtype=np.float64 if has_missing else np.int64)
-    if feature.kind == "boolean" and not any(type(v) is float for v in values):
-        return np.array(values, dtype=bool)
-    array = np.empty(len(values), dtype=object)
-    array[:] = values
-    return array
+    return column(feature, values)
 
 
 def _matrix(schema, instances: list) -> Rows:

@@ -56,7 +56,7 @@ def test_fetch_after_publish_returns_manifest_and_exact_artifact(server, model_d
 
     fetched = fetch("gs://models/iris", options)
 
-    assert sorted(p.name for p in fetched.path.iterdir()) == ["manifest.json", "model.skops"]
+    assert sorted(p.name for p in fetched.path.iterdir()) == ["examples.jsonl", "manifest.json", "model.skops"]
     assert (fetched.path / "model.skops").read_bytes() == (model_dir / "model.skops").read_bytes()
     manifest = json.loads((fetched.path / "manifest.json").read_text())
     assert manifest["artifact"]["generation"] == published["artifact"]["generation"]
@@ -268,7 +268,7 @@ def test_fetch_reuses_cached_download(server, trained, options):
     second = fetch("gs://models/iris", options)
 
     assert first == second
-    assert server.downloads == {"iris/manifest.json": 1, "iris/model.skops": 1}
+    assert server.downloads == {"iris/examples.jsonl": 1, "iris/manifest.json": 1, "iris/model.skops": 1}
 
 
 def test_fetch_concurrent_first_calls_download_once(server, trained, options):
@@ -283,7 +283,7 @@ def test_fetch_concurrent_first_calls_download_once(server, trained, options):
         results = list(pool.map(first_fetch, range(8)))
 
     assert len({r.path for r in results}) == 1
-    assert server.downloads == {"iris/manifest.json": 1, "iris/model.skops": 1}
+    assert server.downloads == {"iris/examples.jsonl": 1, "iris/manifest.json": 1, "iris/model.skops": 1}
 
 
 def test_fetch_bare_artifact_returns_the_single_file(server, trained, tmp_path, options):
@@ -453,7 +453,7 @@ def test_server_process_concurrent_first_requests_download_once(server, start_se
     responses = simultaneous_predictions(function.url, 16, timeout=30)
 
     assert [r.status_code for r in responses] == [200] * 16
-    assert server.downloads == {"iris/manifest.json": 1, "iris/model.skops": 1}
+    assert server.downloads == {"iris/examples.jsonl": 1, "iris/manifest.json": 1, "iris/model.skops": 1}
     source = requests.get(function.url + "/", timeout=5).json()["source"]
     assert source["generation"] == published["generation"]
 
@@ -467,4 +467,4 @@ def test_server_process_warm_up_loads_from_gcs_and_logs_the_generation(server, s
     loaded = next(json.loads(line) for line in function.log_text().splitlines() if "model loaded" in line)
     assert loaded["source"]["generation"] == published["generation"]
     assert requests.get(function.url + "/v2/health/ready", timeout=5).status_code == 200
-    assert server.downloads == {"iris/manifest.json": 1, "iris/model.skops": 1}
+    assert server.downloads == {"iris/examples.jsonl": 1, "iris/manifest.json": 1, "iris/model.skops": 1}

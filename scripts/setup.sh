@@ -107,8 +107,10 @@ main() {
     if prefix="$(as_root)"; then
       read -r -a root <<< "${prefix}"
       err "installing the missing Debian packages: ${missing[*]}"
-      "${root[@]}" apt-get update -qq
-      "${root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+      # dpkg's progress goes to stdout; its errors and apt's go to stderr.
+      "${root[@]}" apt-get update -qq > /dev/null
+      "${root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" > /dev/null
     else
       err "missing Debian packages: ${missing[*]}; install them with:" \
         "sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}"

@@ -17,7 +17,8 @@ from model import gcs, gcs_client, publish
 from model.errors import ModelIntegrityError, ModelNotFound, SourceUnavailable
 from model.sources import FetchOptions, fetch
 from tests.conftest import IRIS_ROW, REPO, simultaneous_predictions
-from tests.gcs_server import StorageServer, free_port
+from tests.gcs_server import StorageServer
+from tests.net import free_port
 
 pytestmark = pytest.mark.timeout(120)
 

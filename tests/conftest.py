@@ -53,23 +53,9 @@ def model_dir(trained, tmp_path):
     return pathlib.Path(shutil.copytree(trained("logreg"), tmp_path / "model"))
 
 
-class AppResponse:
-    """A response with the accessors the tests use (`get_json`, `get_data`), over httpx's."""
-
-    def __init__(self, response):
-        self._response = response
-        self.status_code = response.status_code
-        self.headers = response.headers
-
-    def get_json(self):
-        return self._response.json()
-
-    def get_data(self, as_text: bool = False):
-        return self._response.text if as_text else self._response.content
-
-
 class AppClient:
-    """The real ASGI app (functions-framework + main.py) in-process, through Starlette's TestClient.
+    """The real ASGI app (functions-framework + main.py) in-process, through Starlette's TestClient;
+    calls return httpx responses (`.status_code`, `.headers`, `.json()`, `.text`, `.content`).
 
     One client keeps one event loop for its life, as a server worker does, so concurrent calls from
     test threads meet in the same micro-batcher.
@@ -88,7 +74,7 @@ class AppClient:
         kwargs = {"json": json} if json is not None else {}
         if data is not None:
             kwargs["content"] = data.encode() if isinstance(data, str) else data
-        return AppResponse(self._client.request(method, path, headers=headers, **kwargs))
+        return self._client.request(method, path, headers=headers, **kwargs)
 
     def get(self, path, **kwargs):
         return self.open(path, "GET", **kwargs)

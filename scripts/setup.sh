@@ -46,14 +46,21 @@ err() {
   echo "[$(date +'%Y-%m-%dT%H:%M:%S%z')] ${0##*/}: $*" >&2
 }
 
-# Prints those of the given packages that dpkg does not have installed, one a line.
+# Prints those of the given packages that no installed package is or provides, one a line (Docker's
+# packages provide runc, for one, and conflict with Debian's).
 missing_packages() {
   local -A installed=()
-  local want ok state name
-  # dpkg-query names the packages it knows; those it has never seen go to stderr.
-  while read -r want ok state name; do
-    [[ "${want} ${ok} ${state}" == "install ok installed" ]] && installed["${name}"]=1
-  done < <(dpkg-query -W -f='${Status} ${Package}\n' "$@" 2> /dev/null || true)
+  local status name provides item
+  local -a items
+  while read -r status name provides; do
+    [[ "${status}" == ii ]] || continue
+    installed["${name}"]=1
+    # Provides reads like "foo (= 1.2), bar": keep the names.
+    read -r -a items <<< "${provides//,/ }"
+    for item in "${items[@]}"; do
+      [[ "${item}" == "("* || "${item}" == *")" ]] || installed["${item}"]=1
+    done
+  done < <(dpkg-query -W -f='${db:Status-Abbrev} ${Package} ${Provides}\n' 2> /dev/null)
   for name in "$@"; do
     [[ -n "${installed["${name}"]:-}" ]] || echo "${name}"
   done
@@ -107,10 +114,11 @@ main() {
     if prefix="$(as_root)"; then
       read -r -a root <<< "${prefix}"
       err "installing the missing Debian packages: ${missing[*]}"
-      # dpkg's progress goes to stdout; its errors and apt's go to stderr.
+      # dpkg's progress goes to stdout; its errors and apt's go to stderr. Installing never removes a
+      # package: apt-get stops instead.
       "${root[@]}" apt-get update -qq > /dev/null
       "${root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        "${missing[@]}" > /dev/null
+        --no-remove "${missing[@]}" > /dev/null
     else
       err "missing Debian packages: ${missing[*]}; install them with:" \
         "sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}"

@@ -26,12 +26,17 @@ TEST_PACKAGES = ["git", "ca-certificates", "podman", "runc", "netavark", "iptabl
                  "debootstrap", "wrk"]
 
 DPKG_QUERY = r'''#!/usr/bin/env python3
-"""dpkg-query -W -f=FORMAT PACKAGE...: ${Status} and ${Package} of each known package, as dpkg does."""
+"""dpkg-query -W [-f=FORMAT] [PACKAGE...]: each known package (all without names) in FORMAT, as dpkg
+does, with the fields ${db:Status-Abbrev}, ${Status}, ${Package} and ${Provides}."""
 import os, pathlib, sys
 state = pathlib.Path(os.environ["STAND_IN_DIR"])
 with open(state / "calls.log", "a") as log:
     log.write(f"{os.geteuid()} dpkg-query {' '.join(sys.argv[1:])}\n")
-known = dict(line.split(" ", 1) for line in (state / "status").read_text().splitlines() if line)
+known = {}
+for line in (state / "status").read_text().splitlines():
+    name, status, provides = line.split("\t")
+    known[name] = {"${Package}": name, "${Status}": status, "${Provides}": provides,
+                   "${db:Status-Abbrev}": {"install ok installed": "ii ", "deinstall ok config-files": "rc "}[status]}
 fmt, names = "${Package}\t${Version}\n", []
 for arg in sys.argv[1:]:
     if arg.startswith("-f="):
@@ -39,12 +44,15 @@ for arg in sys.argv[1:]:
     elif not arg.startswith("-"):
         names.append(arg)
 code = 0
-for name in names:
-    if name in known:
-        sys.stdout.write(fmt.replace("${Status}", known[name]).replace("${Package}", name).replace("\\n", "\n"))
-    else:
+for name in names or list(known):
+    if name not in known:
         print(f"dpkg-query: no packages found matching {name}", file=sys.stderr)
         code = 1
+        continue
+    out = fmt.replace("\\n", "\n")
+    for field, value in known[name].items():
+        out = out.replace(field, value)
+    sys.stdout.write(out)
 sys.exit(code)
 '''
 
@@ -60,7 +68,7 @@ if "install" in sys.argv:
     with open(state / "status", "a") as status:
         for name in sys.argv[sys.argv.index("install") + 1:]:
             if not name.startswith("-"):
-                status.write(f"{name} install ok installed\n")
+                status.write(f"{name}\tinstall ok installed\t\n")
 '''
 
 SUDO = r'''#!/usr/bin/env bash
@@ -93,9 +101,13 @@ class StandIns:
         (root / "venv" / "bin").mkdir(parents=True)
         (root / "venv" / "bin" / "python").touch(0o755)
 
-    def installed(self, *names: str, removed: tuple[str, ...] = ()) -> None:
-        lines = [f"{name} install ok installed" for name in names]
-        lines += [f"{name} deinstall ok config-files" for name in removed]  # removed, its config kept
+    def installed(self, *names: str, removed: tuple[str, ...] = (), provided_by: dict[str, str] | None = None) -> None:
+        """Sets what dpkg knows: `names` installed, `removed` with their configuration kept, and
+        `provided_by` other installed packages (e.g. {"runc": "moby-runc"})."""
+        lines = [f"{name}\tinstall ok installed\t" for name in names]
+        lines += [f"{name}\tdeinstall ok config-files\t" for name in removed]
+        lines += [f"{package}\tinstall ok installed\t{virtual} (= 1.0), other-{virtual}"
+                  for virtual, package in (provided_by or {}).items()]
         (self.root / "status").write_text("".join(line + "\n" for line in lines))
 
     def calls(self, program: str | None = None) -> list[str]:
@@ -162,11 +174,20 @@ def test_setup_as_root_installs_exactly_the_missing_packages(stand_ins):
     assert done.returncode == 0, done.stderr
     assert stand_ins.calls("apt-get") == [
         "0 apt-get update -qq DEBIAN_FRONTEND=",
-        "0 apt-get install -y -qq --no-install-recommends runc iptables DEBIAN_FRONTEND=noninteractive",
+        "0 apt-get install -y -qq --no-install-recommends --no-remove runc iptables DEBIAN_FRONTEND=noninteractive",
     ]
     assert stand_ins.calls("sudo") == []
     assert "installing the missing Debian packages: runc iptables" in done.stderr
     assert run_setup(stand_ins, "test", "root").stderr == ""  # installed now: nothing more to do
+
+
+def test_setup_counts_a_package_another_one_provides(stand_ins):
+    # Docker's moby-runc provides runc and conflicts with Debian's: asking for runc would remove Docker.
+    stand_ins.installed(*(p for p in TEST_PACKAGES if p not in ("runc", "wrk")), provided_by={"runc": "moby-runc"})
+    done = run_setup(stand_ins, "test", "root")
+    assert done.returncode == 0, done.stderr
+    assert stand_ins.calls("apt-get")[-1].split(" ", 1)[1] == (
+        "apt-get install -y -qq --no-install-recommends --no-remove wrk DEBIAN_FRONTEND=noninteractive")
 
 
 def test_setup_with_passwordless_sudo_installs_through_it(stand_ins):
@@ -176,10 +197,10 @@ def test_setup_with_passwordless_sudo_installs_through_it(stand_ins):
     assert [call.split(" ", 1)[1] for call in stand_ins.calls("sudo")] == [
         "sudo -n true",
         "sudo -n apt-get update -qq",
-        "sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends git",
+        "sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends --no-remove git",
     ]
     assert stand_ins.calls("apt-get")[-1].split(" ", 1)[1] == (
-        "apt-get install -y -qq --no-install-recommends git DEBIAN_FRONTEND=noninteractive")
+        "apt-get install -y -qq --no-install-recommends --no-remove git DEBIAN_FRONTEND=noninteractive")
 
 
 def test_setup_with_everything_present_asks_dpkg_once_and_nothing_else(stand_ins):
@@ -190,8 +211,7 @@ def test_setup_with_everything_present_asks_dpkg_once_and_nothing_else(stand_ins
         assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
         assert time.monotonic() - started < 5
     calls = stand_ins.calls()
-    assert len(calls) == 2 and all(" dpkg-query -W " in call for call in calls), calls
-    assert calls[0].endswith(" ".join(TEST_PACKAGES))
+    assert len(calls) == 2 and all(call.split(" ", 1)[1].startswith("dpkg-query -W ") for call in calls), calls
 
 
 def test_setup_without_gcloud_says_so_in_one_line(stand_ins):
@@ -221,7 +241,7 @@ def test_setup_as_root_installs_python3_venv_for_run(stand_ins):
     stand_ins.installed()
     done = run_setup(stand_ins, "run", "root", **without_ensurepip(stand_ins))
     assert done.returncode == 0, done.stderr
-    assert stand_ins.calls("apt-get")[-1].startswith("0 apt-get install -y -qq --no-install-recommends python3-venv ")
+    assert stand_ins.calls("apt-get")[-1].startswith("0 apt-get install -y -qq --no-install-recommends --no-remove python3-venv ")
 
 
 def test_make_run_without_ensurepip_stops_before_making_a_venv(stand_ins):

@@ -218,7 +218,7 @@ def test_fuzz_regression_bodies_answer_400(make_client, model_dir, path, body):
     client = make_client(MODEL_URI=model_dir, MODEL_WARMUP="false")
     response = client.post(path, data=body, content_type="application/json")
     assert response.status_code == 400
-    check_reply(path, "POST", 400, response.get_data())
+    check_reply(path, "POST", 400, response.content)
 
 
 @pytest.mark.parametrize("kind", ["logreg", "forest"])
@@ -228,7 +228,7 @@ def test_fuzz_regression_huge_finite_values_answer_400(make_client, trained, kin
     client = make_client(MODEL_URI=trained(kind), MODEL_WARMUP="false")
     response = client.post("/predict", json={"instances": [IRIS_ROW, [5.1, value, 1.4, 0.2]]})
     assert response.status_code == 400
-    assert "row 1, feature 1 (sepal width (cm)) is larger in magnitude" in response.get_json()["error"]["message"]
+    assert "row 1, feature 1 (sepal width (cm)) is larger in magnitude" in response.json()["error"]["message"]
     assert client.post("/predict", json={"features": [5.1, 3.4e38, 1.4, 0.2]}).status_code == 200
 
 
@@ -237,8 +237,8 @@ def test_fuzz_regression_paths_the_router_rejects_keep_their_protocols_shape(mak
     client = make_client(MODEL_URI=model_dir, MODEL_WARMUP="false")
     response = client.get(path)
     assert response.status_code == 404
-    assert isinstance(response.get_json()["error"], str) == v2
-    check_reply(path, "GET", 404, response.get_data())
+    assert isinstance(response.json()["error"], str) == v2
+    check_reply(path, "GET", 404, response.content)
 
 
 def raw_exchange(port: int, head: bytes, body: bytes) -> bytes:

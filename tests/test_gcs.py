@@ -19,7 +19,8 @@ from model.__main__ import main as model_cli
 from model.errors import ModelIntegrityError, ModelNotFound, SourceUnavailable
 from model.sources import FetchOptions, fetch
 from tests.conftest import IRIS_ROW, REPO, simultaneous_predictions
-from tests.gcs_server import StorageServer, free_port
+from tests.gcs_server import StorageServer
+from tests.net import free_port
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -336,9 +337,9 @@ def _predict(client):
 
 
 def _unavailable_message(response) -> str:
-    assert response.status_code == 503, response.get_data(as_text=True)
+    assert response.status_code == 503, response.text
     assert int(response.headers["Retry-After"]) >= 1
-    return response.get_json()["error"]["message"]
+    return response.json()["error"]["message"]
 
 
 def _after_backoff(client):
@@ -352,10 +353,10 @@ def test_function_predicts_with_the_model_published_to_gcs(server, make_client, 
     client = make_client(MODEL_URI="gs://models/iris", **FAST_RETRY)
 
     response = _predict(client)
-    metadata = client.get("/").get_json()
+    metadata = client.get("/").json()
 
     assert response.status_code == 200
-    assert response.get_json() == {"predictions": [0], "model": {"name": "iris", "version": "1"}}
+    assert response.json() == {"predictions": [0], "model": {"name": "iris", "version": "1"}}
     assert metadata["source"]["uri"] == "gs://models/iris"
     assert metadata["source"]["generation"] == published["generation"]
     assert metadata["source"]["artifact_generation"] == published["artifact"]["generation"]
@@ -366,7 +367,7 @@ def test_function_serves_the_pinned_generation(server, make_client, trained):
     client = make_client(MODEL_URI="gs://models/iris", MODEL_GENERATION=first["generation"], **FAST_RETRY)
 
     assert _predict(client).status_code == 200
-    assert client.get("/").get_json()["source"]["generation"] == first["generation"]
+    assert client.get("/").json()["source"]["generation"] == first["generation"]
 
 
 def _missing_object(server, model_dir):
@@ -422,8 +423,8 @@ def test_function_answers_503_naming_uri_and_cause_then_recovers_without_restart
     mend()
     response = _after_backoff(client)
 
-    assert response.status_code == 200, response.get_data(as_text=True)
-    assert response.get_json()["predictions"] == [0]
+    assert response.status_code == 200, response.text
+    assert response.json()["predictions"] == [0]
 
 
 def test_function_recovers_once_the_storage_server_comes_up(tmp_path, monkeypatch, make_client, model_dir):
@@ -444,7 +445,7 @@ def test_function_recovers_once_the_storage_server_comes_up(tmp_path, monkeypatc
         late.stop()
         gcs.reset_client()
 
-    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.status_code == 200, response.text
 
 
 def test_server_process_concurrent_first_requests_download_once(server, start_server, trained):

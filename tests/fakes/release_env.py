@@ -2,13 +2,14 @@
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from tests.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT, REGION, SERVICE = "demo-project", "europe-west1", "predictor"
@@ -38,12 +39,6 @@ def run_release(fake, config_dir, *args, timeout=120, **overrides):
             env[key] = value
     return subprocess.run([str(ROOT / "deploy.sh"), *args], env=env, capture_output=True, text=True,
                           timeout=timeout, check=False)
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class FunctionServer:

@@ -58,13 +58,13 @@ class Gcloud:
         """
         return json.loads(self._run([*args, "--format=json"], True) or "null")
 
-    def update_traffic(self, *args, settled):
+    def update_traffic(self, *args, settled, say=True):
         """`gcloud run services update-traffic SERVICE ARGS`; the served {revision: percent} after it.
 
         After a revision fails to start, Cloud Run reports that failure (ConfigurationsReady False)
         on later operations until a revision is ready again, so gcloud can exit non-zero for a
         traffic change that took effect. Then the service is read back and `settled(service)` says
-        whether it did; if so, that is a success.
+        whether it did; if so, that is a success (said on stderr unless `say` is false).
         """
         try:
             return traffic.served_by(self.change("run", "services", "update-traffic", self.target.service, *args))
@@ -72,7 +72,8 @@ class Gcloud:
             service = self.service()
             if service is None or not settled(service):
                 raise
-            print(f"deploy.sh: gcloud reported {error}, but the service shows the change made", file=sys.stderr)
+            if say:
+                print(f"deploy.sh: gcloud reported {error}, but the service shows the change made", file=sys.stderr)
             return traffic.serving(service)
 
     def service(self):

@@ -60,7 +60,8 @@ def explain(gcloud, before, tag, version, error):
     note = ""
     if served and _spec_tagged(after, tag, created):
         try:
-            gcloud.update_traffic(f"--remove-tags={tag}", settled=lambda now: not _spec_tagged(now, tag, created))
+            gcloud.update_traffic(f"--remove-tags={tag}", settled=lambda now: not _spec_tagged(now, tag, created),
+                                  say=False)  # gcloud repeats the failure this line already explains
         except ReleaseError as cleanup:
             note = f"; tag {tag} is still on it ({cleanup}), remove it with update-traffic --remove-tags={tag}"
     where = f"traffic unchanged: {json.dumps(served, sort_keys=True)}" if served else "nothing serves yet"

@@ -104,7 +104,9 @@ def test_a_model_that_cannot_load_never_gets_traffic(gcloud_config, models):
         failed = release("deploy", "v1.1.0", MODEL_URI=str(models["empty"]), RUN_STARTUP_PROBE_FAILURES="4")
 
         assert failed.returncode == 1
+        ours = [line for line in failed.stderr.splitlines() if line.startswith("deploy.sh:")]
         last = failed.stderr.strip().splitlines()[-1]
+        assert ours == [last]  # after gcloud's own progress, one line says what happened
         broken = fake.state.services[SERVICE]["status"]["latestCreatedRevisionName"]
         assert last.startswith(f"deploy.sh: v1.1.0 did not deploy: revision {broken} never became ready: "
                                f"model load failed: ")
@@ -234,7 +236,25 @@ def test_compare_catches_a_model_that_flips_its_answers(gated, models):
     assert fake.state.traffic(SERVICE) == {v1: 100}  # nothing promoted
 
 
-WATCH = ("--interval", "2s", "--min-requests", "8", "--latency-slack-ms", "100")
+# Slack well above what a busy shared machine adds to a p99 of a few ms, well below the slow fault.
+def test_compare_catches_a_release_that_got_slower(gated, models, tmp_path):
+    fake, release = gated
+    fake.front.fault(tagged(fake, "v1.1.0"), delay_s=0.2)
+    rows = tmp_path / "five.jsonl"
+    rows.write_text("".join(models["rows"].read_text().splitlines(keepends=True)[:5]))
+    try:
+        result = release("compare", "v1.1.0", "--data", str(rows))
+    finally:
+        fake.front.clear_faults()
+
+    assert result.returncode == 1
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["agreement"] == 1.0 and report["new"]["p50_ms"] >= 200 > report["old"]["p50_ms"]
+    assert "(--max-latency-ratio 1.5)" in result.stderr.strip().splitlines()[-1]
+    assert fake.state.traffic(SERVICE) == {tagged(fake, "v1.0.0"): 100}
+
+
+WATCH = ("--interval", "2s", "--min-requests", "8", "--latency-slack-ms", "150")
 
 
 @pytest.fixture
@@ -283,7 +303,7 @@ def test_canary_that_answers_5xx_is_rolled_back_at_once(canary_run):
 def test_canary_that_gets_slow_is_rolled_back(canary_run):
     fake, run = canary_run
     v1, v11 = tagged(fake, "v1.0.0"), tagged(fake, "v1.1.0")
-    fake.front.fault(v11, delay_s=0.4)
+    fake.front.fault(v11, delay_s=0.5)
 
     result = run("--watch", "20s", *WATCH)
 

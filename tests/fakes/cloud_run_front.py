@@ -19,8 +19,9 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+# Not passed through: hop-by-hop headers, and those this server writes itself.
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer",
-               "host", "content-length"}
+               "host", "content-length", "date", "server"}
 
 
 class _Listener(BaseHTTPRequestHandler):

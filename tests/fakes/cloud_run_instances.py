@@ -99,7 +99,12 @@ class RevisionInstance:
             closing.release()
 
     def _run(self):
-        self._spawn()
+        try:
+            self._spawn()
+        except OSError as error:  # e.g. no functions-framework in .venv: the container cannot start
+            self.state = "failed"
+            self.on_outcome(self.name, False, f"The user-provided container failed to start: {error}")
+            return
         ok, message = self._startup()
         if self._stopping.is_set():
             return

@@ -70,7 +70,7 @@ def check_access(monitoring):
     monitoring.figures(end - datetime.timedelta(minutes=1), end)
 
 
-def watch(gcloud, monitoring, version, new_rev, stable_rev, duration_s, gates, promote, sleep=time.sleep):
+def watch(gcloud, monitoring, version, new_rev, stable_rev, duration_s, gates, promote):
     """Watches the split that was just made; returns 0 after a promotion (or a hold), raises
     ReleaseError after a rollback."""
     started, began = _now(), time.monotonic()
@@ -78,7 +78,7 @@ def watch(gcloud, monitoring, version, new_rev, stable_rev, duration_s, gates, p
     new = stable = Figures()
     while True:
         elapsed = time.monotonic() - began
-        sleep(max(0.0, min(gates.interval_s, duration_s - elapsed)))
+        time.sleep(max(0.0, min(gates.interval_s, duration_s - elapsed)))
         elapsed = time.monotonic() - began
         try:
             figures = monitoring.figures(started, _now())
@@ -92,8 +92,7 @@ def watch(gcloud, monitoring, version, new_rev, stable_rev, duration_s, gates, p
                 _say("rollback", elapsed, duration_s, new_rev, new, stable_rev, stable, reason)
                 _pin(gcloud, stable_rev)
                 raise ReleaseError(f"canary {version} rolled back to {stable_rev}: {reason}")
-            done = elapsed >= duration_s
-            if not done:
+            if elapsed < duration_s:  # the last reading is reported with the final decision
                 _say("wait" if verdict == "wait" else "healthy", elapsed, duration_s, new_rev, new,
                      stable_rev, stable, reason)
         if elapsed >= duration_s:
@@ -114,7 +113,8 @@ def watch(gcloud, monitoring, version, new_rev, stable_rev, duration_s, gates, p
         raise ReleaseError(f"canary {version} was healthy, but traffic changed during the watch "
                            f"({json.dumps(traffic.serving(now), sort_keys=True)}); not promoting")
     _say("promote", elapsed, duration_s, new_rev, new, stable_rev, stable, "healthy for the whole window")
-    served = gcloud.update_traffic(*traffic.pin_args(now, new_rev), settled=lambda s: traffic.serving(s) == {new_rev: 100})
+    served = gcloud.update_traffic(*traffic.pin_args(now, new_rev),
+                                   settled=lambda after: traffic.serving(after) == {new_rev: 100})
     print(f"promoted: {json.dumps(served, sort_keys=True)}")
     return 0
 

@@ -1,4 +1,8 @@
-"""The subcommands: validate every input first, then read the service, then change it at most once."""
+"""The subcommands: validate every input first, then read the service, then change it.
+
+A command changes the service once, except to undo or finish its own change: a failed deploy takes
+its tag back, a watched canary is rolled back or promoted.
+"""
 
 import json
 import sys

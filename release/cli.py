@@ -8,7 +8,10 @@ import argparse
 
 from release import help_text
 from release.commands import canary, deploy, promote, rollback, show_status, smoke_test
+from release.doctor import doctor
 from release.errors import UsageError
+from release.observe import observe
+from release.setup import setup
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,6 +63,21 @@ def _add_status(sub):
     return lambda a: show_status(as_json=a.json)
 
 
+def _add_doctor(sub):
+    sub.add_argument("version", type=_positional, nargs="?")
+    return lambda a: doctor(a.version)
+
+
+def _add_setup(sub):
+    sub.add_argument("--dry-run", action="store_true")
+    return lambda a: setup(dry_run=a.dry_run)
+
+
+def _add_observe(sub):
+    sub.add_argument("--dry-run", action="store_true")
+    return lambda a: observe(dry_run=a.dry_run)
+
+
 # name -> (synopsis, adder)
 _COMMANDS = {
     "deploy": ("deploy vX.Y.Z [--image IMAGE]", _add_deploy),
@@ -68,6 +86,9 @@ _COMMANDS = {
     "promote": ("promote vX.Y.Z", _add_promote),
     "rollback": ("rollback [vX.Y.Z]", _add_rollback),
     "status": ("status [--json]", _add_status),
+    "doctor": ("doctor [vX.Y.Z]", _add_doctor),
+    "setup": ("setup [--dry-run]", _add_setup),
+    "observe": ("observe [--dry-run]", _add_observe),
 }
 
 

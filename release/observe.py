@@ -16,6 +16,7 @@ from release.cloud import Cloud, together
 from release.errors import ReleaseError, UsageError
 
 DEFINITIONS = Path(__file__).resolve().parent / "monitoring"
+SETTINGS = (("NOTIFICATION_CHANNELS", "", "comma-separated projects/PROJECT/notificationChannels/ID the alerts notify"),)
 _DEFAULTS = ("", 0, False, "0s", None)
 
 

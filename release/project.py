@@ -17,7 +17,7 @@ SETTINGS = (
     ("GITHUB_REPO", "", "owner/name of the only GitHub repository allowed to deploy (setup needs it)"),
     ("DEPLOY_SERVICE_ACCOUNT", "deployer@PROJECT_ID.iam.gserviceaccount.com", "what GitHub Actions deploys as"),
     ("RUN_SERVICE_ACCOUNT", "SERVICE-runtime@PROJECT_ID.iam.gserviceaccount.com",
-     "what the service runs as (for setup and doctor; deploy leaves Cloud Run's default when unset)"),
+     "what the service runs as, for setup and doctor (deploy: Cloud Run's default when unset)"),
     ("MODEL_BUCKET", "bucket of MODEL_URI if gs://", "bucket the runtime account may read"),
 )
 POOL = PROVIDER = "github"

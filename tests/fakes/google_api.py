@@ -55,7 +55,8 @@ class StandIn:
     """Answers the requests for its `host` that one of its @route methods matches; None otherwise.
 
     A handler gets the path's groups, `query` (one value per name) and `body` (the JSON sent).
-    Everything it keeps lives in `self.state`, so a test can copy and restore it.
+    Everything it keeps lives in `self.state`, so a test can copy and restore it; each write that
+    succeeds goes to `world.write_log` as (method, path), in the order the APIs took them.
     """
 
     host = ""
@@ -63,7 +64,6 @@ class StandIn:
     def __init__(self, world):
         self.world = world
         self.state = {}
-        self.writes = []  # (method, path) of each write that succeeded
         self._routes = [getattr(self, name) for name in dir(type(self)) if hasattr(getattr(type(self), name), "route")]
 
     def __call__(self, method, host, path, query, read_body):
@@ -76,7 +76,7 @@ class StandIn:
                 single = {key: values[0] for key, values in query.items()}
                 answer = handler(*match.groups(), query=single, body=read_body())
                 if write:
-                    self.writes.append((method, path))
+                    self.world.write_log.append((method, path))
                 return answer
         return None
 

@@ -26,6 +26,7 @@ DEFAULT_APIS = ("logging.googleapis.com", "monitoring.googleapis.com", "cloudres
 class GoogleProject:
     def __init__(self, project_id, number="123456789012", region="europe-west1"):
         self.project_id, self.number, self.region = project_id, number, region
+        self.write_log = []
         self.resource_manager = ResourceManager(self)
         self.service_usage = ServiceUsage(self, DEFAULT_APIS)
         self.iam = Iam(self)
@@ -57,8 +58,8 @@ class GoogleProject:
                 for api in self.apis.values()}
 
     def writes(self):
-        """Every write any stand-in took, as (method, path)."""
-        return [write for api in self.apis.values() for write in api.writes]
+        """Every write the stand-ins took, as (method, path), oldest first."""
+        return list(self.write_log)
 
     def snapshot(self):
         return copy.deepcopy({name: api.state for name, api in self.apis.items()})

@@ -1,8 +1,9 @@
 """gcloud calls for the project as a whole (setup, doctor, observe): every call carries --project
 and --quiet, reads run side by side, and a resource that is not there reads as None.
 
-`gcloud run ...` for the service itself stays in release.gcloud; this adds the APIs around it
-(Resource Manager, Service Usage, IAM, Artifact Registry, Cloud Storage, Logging, Monitoring).
+The release commands change the service through release.gcloud; this runs the calls around it
+(Resource Manager, Service Usage, IAM, Artifact Registry, Cloud Storage, Logging, Monitoring), and
+doctor's reads of the service too, so that they run side by side with the rest.
 """
 
 import json
@@ -39,7 +40,7 @@ class Cloud:
 
     def shown(self, *args):
         """The command as a user would type it (what setup prints and doctor suggests)."""
-        return shlex.join(["gcloud", *args, f"--project={self.project}"])
+        return " ".join(_quoted(arg) for arg in ("gcloud", *args, f"--project={self.project}"))
 
     def _run(self, args):
         command = [self.binary, *args, f"--project={self.project}", "--quiet", "--format=json"]
@@ -79,6 +80,13 @@ class Cloud:
         if result.returncode != 0 or not result.stdout.strip():
             raise ReleaseError("gcloud has no credentials (" + (error_line(result.stderr) or "no token") + ")")
         return result.stdout.strip()
+
+
+def _quoted(arg):
+    """shlex.quote, but "..." for an argument whose only trouble is a single quote (a CEL condition)."""
+    if "'" in arg and not set('"$`\\!') & set(arg):
+        return f'"{arg}"'
+    return shlex.quote(arg)
 
 
 def together(calls):

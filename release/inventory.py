@@ -34,6 +34,17 @@ def bucket_policy_read(cloud, bucket):
     return lambda: cloud.find("storage", "buckets", "get-iam-policy", f"gs://{bucket}")
 
 
+def project_problem(cloud, names, found):
+    """(what is wrong, the fix) when the project cannot be used, else None."""
+    if found.error("project"):
+        return (f"project {names.project} cannot be read: {found.error('project')}",
+                "check PROJECT_ID against `gcloud projects list`, and that your account has access to it")
+    state = found.get("project").get("lifecycleState", "ACTIVE")
+    if state != "ACTIVE":
+        return f"project {names.project} is {state}", cloud.shown("projects", "undelete", names.project)
+    return None
+
+
 class Inventory:
     """The results of `reads`, by key: a value (None: not there) or the read's error."""
 

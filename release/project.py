@@ -40,10 +40,7 @@ class Names:
     deployer: str
     runtime: str
     bucket: str | None
-
-    @property
-    def image_repo(self):
-        return f"{self.region}-docker.pkg.dev/{self.project}/{self.repo}/{self.service}"
+    image_repo: str  # IMAGE_REPO, as deploy reads it, else where REPO keeps the service's images
 
     @property
     def condition(self):
@@ -78,7 +75,9 @@ def names(environ=os.environ, need_github_repo=False):
         raise UsageError(f"GITHUB_REPO={github_repo!r} must be owner/name")
     deployer = _account(environ, "DEPLOY_SERVICE_ACCOUNT", "deployer", project)
     runtime = _account(environ, "RUN_SERVICE_ACCOUNT", f"{target.service}-runtime", project)
-    return Names(project, target.region, target.service, repo, github_repo, deployer, runtime, model_bucket(environ))
+    image_repo = environ.get("IMAGE_REPO") or f"{target.region}-docker.pkg.dev/{project}/{repo}/{target.service}"
+    return Names(project, target.region, target.service, repo, github_repo, deployer, runtime, model_bucket(environ),
+                 image_repo)
 
 
 def model_bucket(environ):

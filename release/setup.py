@@ -12,22 +12,13 @@ from release.cloud import Cloud
 from release.errors import ReleaseError
 
 
-def readable_project(cloud, names, found):
-    """Raises ReleaseError unless the project exists, is active and could be read."""
-    if found.error("project"):
-        raise ReleaseError(f"project {names.project} cannot be read ({found.error('project')}); "
-                           "check PROJECT_ID, and that `gcloud auth login` used an account with access")
-    state = found.get("project").get("lifecycleState", "ACTIVE")
-    if state != "ACTIVE":
-        raise ReleaseError(f"project {names.project} is {state}; restore it with "
-                           f"`{cloud.shown('projects', 'undelete', names.project)}` or pick another PROJECT_ID")
-
-
 def setup(dry_run=False):
     names = project.names(need_github_repo=True)
     cloud = Cloud(names.project)
     found = inventory.read(cloud, names)
-    readable_project(cloud, names, found)
+    problem = inventory.project_problem(cloud, names, found)
+    if problem:
+        raise ReleaseError(f"{problem[0]}; {problem[1]}")
     unreadable = found.errors()
     if unreadable:
         raise ReleaseError("cannot read " + "; ".join(f"{key}: {error}" for key, error in unreadable.items())

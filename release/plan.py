@@ -126,7 +126,7 @@ def _provider(names, inventory):
     condition = found.get("attributeCondition") or ""
     if not names.github_repo:
         problems.append(f"its condition {condition!r} does not allow exactly one repository")
-    elif condition != names.condition:
+    elif project.pinned_repository(condition) != names.github_repo:
         problems.append(f"its condition is {condition!r}, not {names.condition!r}")
     mapping = found.get("attributeMapping") or {}
     if any(mapping.get(key) != value for key, value in MAPPING.items()):

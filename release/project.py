@@ -27,7 +27,7 @@ CONDITION_HINT = "assertion.repository == 'OWNER/NAME'"
 _GITHUB_REPO = re.compile(r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$")
 _REPO = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 _ACCOUNT_ID = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
-_CONDITION = re.compile(r"^assertion\.repository == '([^']+)'$")
+_PINNED = re.compile(r"^\(?\s*assertion\.repository\s*==\s*'([^']+)'\s*\)?$")
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,17 @@ class Names:
 
     def with_github_repo_from(self, condition):
         """Names whose GITHUB_REPO is the one a provider's condition allows, when GITHUB_REPO is unset."""
-        match = _CONDITION.match(condition or "")
-        return replace(self, github_repo=match.group(1)) if match and not self.github_repo else self
+        pinned = pinned_repository(condition)
+        return replace(self, github_repo=pinned) if pinned and not self.github_repo else self
+
+
+def pinned_repository(condition):
+    """The one repository a provider's condition requires (other clauses joined by && may narrow it
+    further, to a branch say), or None when it does not require one."""
+    if not condition or "||" in condition:
+        return None
+    pinned = {m.group(1) for part in condition.split("&&") if (m := _PINNED.match(part.strip()))}
+    return pinned.pop() if len(pinned) == 1 else None
 
 
 def names(environ=os.environ, need_github_repo=False):

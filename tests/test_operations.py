@@ -16,6 +16,7 @@ import urllib.request
 import pytest
 
 from release.observe import definitions
+from release.project import pinned_repository
 from tests.fakes.cloud_run import FakeCloudRun
 from tests.fakes.google_project import GoogleProject
 from tests.fakes.log_entries import cloud_run_entry, field, selects
@@ -49,7 +50,7 @@ class Ops:
     def __init__(self, fake, world, config_dir):
         self.fake, self.world = fake, world
         token = config_dir / "access-token"
-        token.write_text("ya29.stand-in-token\n")
+        token.write_text("stand-in-access-token\n")
         self.config_dir = config_dir
         # An access token file is a real gcloud credential: every call carries it, as with a login.
         self.env = {**world.env(), "CLOUDSDK_AUTH_DISABLE_CREDENTIALS": None,
@@ -448,3 +449,16 @@ def test_log_metrics_select_the_lines_the_function_prints(lines):
             assert all(isinstance(field(entry, path), (int, float)) for entry in chosen), name
     reason = metrics["model_load_failures"]["labelExtractors"]["reason"].removeprefix("EXTRACT(").removesuffix(")")
     assert {field(entry, reason) for entry in expected["model_load_failures"]} == {"MODEL_NOT_FOUND"}
+
+
+@pytest.mark.parametrize(("condition", "pinned"), [
+    (CONDITION, GITHUB_REPO),
+    (f"{CONDITION} && assertion.ref == 'refs/heads/main'", GITHUB_REPO),  # narrower still: kept as it is
+    (f"({CONDITION}) && assertion.workflow == 'Release'", GITHUB_REPO),
+    (f"{CONDITION} || assertion.repository_owner == 'acme'", None),
+    ("assertion.repository_owner == 'acme'", None),
+    (f"{CONDITION} && assertion.repository == 'acme/other'", None),
+    ("", None),
+])
+def test_a_provider_condition_must_require_one_repository(condition, pinned):
+    assert pinned_repository(condition) == pinned

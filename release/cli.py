@@ -10,7 +10,10 @@ import re
 from release import canary as canaries
 from release import compare, config, help_text
 from release.commands import canary, compare_versions, deploy, promote, rollback, show_status, smoke_test
+from release.doctor import doctor
 from release.errors import UsageError
+from release.observe import observe
+from release.setup import setup
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h)?$")
 
@@ -121,6 +124,21 @@ def _add_status(sub):
     return lambda a: show_status(as_json=a.json)
 
 
+def _add_doctor(sub):
+    sub.add_argument("version", type=_positional, nargs="?")
+    return lambda a: doctor(a.version)
+
+
+def _add_setup(sub):
+    sub.add_argument("--dry-run", action="store_true")
+    return lambda a: setup(dry_run=a.dry_run)
+
+
+def _add_observe(sub):
+    sub.add_argument("--dry-run", action="store_true")
+    return lambda a: observe(dry_run=a.dry_run)
+
+
 # name -> (synopsis, adder)
 _COMMANDS = {
     "deploy": ("deploy vX.Y.Z [--image IMAGE] [--dry-run]", _add_deploy),
@@ -132,6 +150,9 @@ _COMMANDS = {
     "promote": ("promote vX.Y.Z", _add_promote),
     "rollback": ("rollback [vX.Y.Z]", _add_rollback),
     "status": ("status [--json]", _add_status),
+    "doctor": ("doctor [vX.Y.Z]", _add_doctor),
+    "setup": ("setup [--dry-run]", _add_setup),
+    "observe": ("observe [--dry-run]", _add_observe),
 }
 
 

@@ -8,7 +8,7 @@ import json
 import sys
 
 from release import canary as canaries
-from release import compare, config, plan, readiness, smoke, status, traffic, versions
+from release import changes, compare, config, readiness, smoke, status, traffic, versions
 from release.errors import ReleaseError, UsageError
 from release.gcloud import Gcloud
 from release.monitoring import Monitoring
@@ -45,9 +45,9 @@ def deploy(version, image=None, dry_run=False):
         print(existing[1])
         return 0
     serving = traffic.main_revision(service)
-    current, image_now = plan.of_revision(gcloud.revision(serving) if serving else {})
+    current, image_now = changes.of_revision(gcloud.revision(serving) if serving else {})
     share = traffic.serving(service).get(serving, 0)
-    print(plan.describe(version, serving, share, plan.changes(current, wanted, image_now, image)), file=sys.stderr)
+    print(changes.describe(version, serving, share, changes.changes(current, wanted, image_now, image)), file=sys.stderr)
     if dry_run:
         return 0
     # Cloud Run refuses --no-traffic on creation; on an existing service it keeps traffic pinned

@@ -1,6 +1,6 @@
 """The text of `./deploy.sh help`, built from the settings tables so defaults are documented once."""
 
-from release import config
+from release import config, observe, project
 
 _TEXT = """\
 Usage: ./deploy.sh COMMAND [ARGS]
@@ -38,6 +38,19 @@ Commands:
                                  traffic move (remembered by the tag "previous"); later deploys
                                  never move traffic (they always use --no-traffic)
   status [--json]                revisions, versions, tags, traffic percent and URLs
+  setup [--dry-run]              the one-time Google Cloud set-up (APIs, Artifact Registry repository,
+                                 Workload Identity Federation for GITHUB_REPO, deployer and runtime
+                                 service accounts and their roles, read access to the model's
+                                 bucket): creates only what is missing, printing each step and its
+                                 gcloud command; --dry-run only prints. Ends with the repository
+                                 variables the release workflow needs.
+  doctor [vX.Y.Z]                read-only checks, each OK or FAIL with the command that fixes it:
+                                 login, project, APIs, repository and images (of vX.Y.Z, else of the
+                                 serving revisions), service and revisions ready, runtime account
+                                 and bucket access, deployer roles, identity provider, and recent
+                                 model_load_failed log lines. Exit 1 when any check fails.
+  observe [--dry-run]            log-based metrics, the dashboard and the alert policies of
+                                 release/monitoring/: created or updated only where they differ
   help                           this text
 
 Required env vars:
@@ -55,6 +68,11 @@ default; an unknown MODEL_* name is refused; values are checked as the function 
 Gates of compare and canary --watch (env var, default, meaning; a flag overrides its env var):
 {thresholds}
 
+Set-up, doctor and observe (env var, default, meaning):
+{project_settings}
+  gcloud's CLOUDSDK_API_ENDPOINT_OVERRIDES_MONITORING and CLOUDSDK_PROXY_* also apply to the alert
+  policies, which observe writes through the Monitoring REST API with gcloud's access token.
+
 Smoke test and compare:
   SMOKE_TOKEN                    bearer token to send; default: `gcloud auth print-identity-token`
   SMOKE_AUDIENCE                 --audiences for that token (service-account credentials need one)
@@ -70,7 +88,8 @@ Cloud Monitoring (canary --watch) and Cloud Logging (a failed deploy's cause):
   status message is reported).
 
 Other: GCLOUD (gcloud binary), PYTHON (interpreter deploy.sh runs).
-Exit status: 0 done, 1 failed (nothing changed unless gcloud said so), 2 bad input (nothing changed).
+Exit status: 0 done, 1 failed (nothing changed unless gcloud said so; doctor: a check failed),
+2 bad input (nothing changed).
 """
 
 
@@ -80,5 +99,7 @@ def _rows(rows, width=30):
 
 def render():
     function = [(v.name, v.default, v.meaning) for v in config.FUNCTION_SETTINGS]
+    project_settings = "\n".join(f"  {name:<30} {default or '(unset)'}\n  {'':<30} {meaning}"
+                                 for name, default, meaning in project.SETTINGS + observe.SETTINGS)
     return _TEXT.format(startup=config.STARTUP_PATH, settings=_rows(config.SETTINGS), function=_rows(function),
-                        thresholds=_rows(config.THRESHOLDS)).rstrip()
+                        thresholds=_rows(config.THRESHOLDS), project_settings=project_settings).rstrip()

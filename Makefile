@@ -1,8 +1,10 @@
 # Two commands matter: `make run` serves the default model on $PORT (default 8080), and `make test`
-# runs every test. Both set up what they need first (virtual environment, pinned dependencies,
-# the default model).
+# runs every test. Both set up what they need first (the Debian packages, through scripts/setup.sh;
+# the virtual environment and pinned dependencies; the default model).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
+# Prerequisites are made in the order written: the system set-up comes before anything it enables.
+.NOTPARALLEL:
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,13 +13,20 @@ PORT ?= 8080
 PYTEST_ARGS ?=
 IMAGE ?= predict:latest
 
-.PHONY: help venv dev model run test lint lock image bench fuzz soak clean
+.PHONY: help setup setup-run venv dev model run test lint lock image bench fuzz soak clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-7s %s\n", $$1, $$2}'
 
+setup-run:
+	@PYTHON=$(PYTHON) VENV=$(VENV) scripts/setup.sh run
+
+setup: ## Install the Debian packages the tests need (as root or with sudo), or name them.
+	@PYTHON=$(PYTHON) VENV=$(VENV) scripts/setup.sh test
+
+# A venv left without pip by a failed attempt would pass for a made one: remove it.
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); exit 1; }
 
 $(VENV)/.prod: requirements.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.txt
@@ -36,10 +45,10 @@ model/artifacts/manifest.json: model/training.py model/manifest.py | $(VENV)/.pr
 
 model: model/artifacts/manifest.json ## Train the default model (deterministic) into model/artifacts/.
 
-run: venv model ## Serve the default model on $PORT (default 8080).
+run: setup-run venv model ## Serve the default model on $PORT (default 8080), set-up included.
 	PORT=$(PORT) $(BIN)/functions-framework --target=predict
 
-test: dev model ## Run every test.
+test: setup dev model ## Run every test, set-up included.
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: dev ## Static checks: ruff, shellcheck, hadolint, actionlint.

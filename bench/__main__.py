@@ -83,9 +83,7 @@ def main(argv: list[str]) -> int:
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     probes = [r[k]["best_ms"] for r in rounds for k in ("probe_before", "probe_after")]
     pressure = [r[k]["cpu_pressure"] or 0.0 for r in rounds for k in ("probe_before", "probe_after")]
-    subtitle = (f"{result['date'][:10]}, {run_plan.rounds} rounds x {run_plan.load_seconds} s per wrk run, "
-                f"server on 1 CPU, wrk on the other; `{result['command']}`")
-    chart.write(args.chart, summary, model_names, names, subtitle)
+    chart.write_result(args.chart, result)
     print(report.table(summary, model_names, names))
     print(f"\nmedian (best) of {run_plan.rounds} rounds; noise probe {min(probes):.1f}-{max(probes):.1f} ms "
           f"(quiet ~10 ms); CPU pressure (PSI some avg10) {min(pressure):.0f}-{max(pressure):.0f}% (quiet: ~0)")

@@ -1,13 +1,23 @@
-"""A hand-written SVG of the medians: one panel per metric, one group of bars per model."""
+"""A hand-written SVG of the medians: one panel per metric, one group of bars per model.
+
+`python -m bench.chart [RESULTS_JSON [SVG]]` redraws a run's chart from its JSON (by default
+bench/results.json into bench/results.svg), without running the benchmark again.
+"""
 
 import html
+import json
 import pathlib
+import sys
 
+from bench.plan import BENCH_DIR
 from bench.report import METRICS
 from bench.systems import LABELS
 
 _COLORS = {"ours": "#1a73e8", "ours-onnx": "#8430ce", "fastapi": "#34a853", "mlserver": "#f29900", "floor": "#9aa0a6"}
-_PANEL_W, _PANEL_H, _COLS, _TOP = 320, 250, 3, 70
+_PANEL_W, _PANEL_H, _COLS = 320, 250, 3
+_MARGIN, _LEGEND_Y, _LEGEND_ROW = 12, 50, 18
+# A generous width per character of 12 px sans-serif: no SVG renderer here measures text for us.
+_CHAR_W = 7.2
 _MODEL_NAMES = {"forest": "RandomForest(100)", "logreg": "LogisticRegression"}
 
 
@@ -51,24 +61,64 @@ def _panel(x0: int, y0: int, metric: str, summary: dict, models: list[str], syst
     return out
 
 
+def _legend(systems: list[str], width: int) -> tuple[list[str], int]:
+    """A swatch and label per system, wrapped to the next row before one would leave the picture;
+    returns the elements and the y where the legend ends."""
+    out, x, y = [], _MARGIN, _LEGEND_Y
+    for system in systems:
+        label = LABELS[system]
+        item_w = 16 + len(label) * _CHAR_W
+        if x > _MARGIN and x + item_w > width - _MARGIN:
+            x, y = _MARGIN, y + _LEGEND_ROW
+        out.append(f'<rect x="{x:.0f}" y="{y}" width="12" height="12" fill="{_COLORS[system]}"/>')
+        out.append(f'<text x="{x + 16:.0f}" y="{y + 10}">{html.escape(label)}</text>')
+        x += item_w + 20
+    return out, y + _LEGEND_ROW
+
+
 def write(path: pathlib.Path, summary: dict, models: list[str], systems: list[str], subtitle: str) -> None:
     """Draws every metric of METRICS for `systems` and `models` into the SVG at `path`."""
     rows = -(-len(METRICS) // _COLS)
-    width, height = _PANEL_W * _COLS, _TOP + rows * _PANEL_H
+    width = _PANEL_W * _COLS
+    legend, top = _legend(systems, width)
+    height = top + rows * _PANEL_H
     svg = (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">'
     )
     parts = [svg, f'<rect width="{width}" height="{height}" fill="white"/>',
              '<text x="12" y="22" font-size="15" font-weight="bold">Serving iris models on one CPU: medians</text>',
-             f'<text x="12" y="40" fill="#5f6368">{html.escape(subtitle)}</text>']
-    for i, system in enumerate(systems):
-        x = 12 + i * 235
-        parts.append(f'<rect x="{x}" y="50" width="12" height="12" fill="{_COLORS[system]}"/>')
-        parts.append(f'<text x="{x + 16}" y="60">{html.escape(LABELS[system])}</text>')
+             f'<text x="12" y="40" fill="#5f6368">{html.escape(subtitle)}</text>', *legend]
     for index, metric in enumerate(METRICS):
-        x0, y0 = (index % _COLS) * _PANEL_W, _TOP + (index // _COLS) * _PANEL_H
+        x0, y0 = (index % _COLS) * _PANEL_W, top + (index // _COLS) * _PANEL_H
         parts.extend(_panel(x0, y0, metric, summary, models, systems))
     parts.append("</svg>")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(parts) + "\n")
+
+
+def subtitle(result: dict) -> str:
+    """When and how a run measured, from its JSON."""
+    run_plan = result["plan"]
+    return (f"{result['date'][:10]}, {run_plan['rounds']} rounds x {run_plan['load_seconds']} s per wrk run, "
+            f"server on 1 CPU, wrk on the other; `{result['command']}`")
+
+
+def write_result(path: pathlib.Path, result: dict) -> None:
+    """The chart of a run, from the JSON `python -m bench` writes."""
+    write(path, result["summary"], result["models"], result["systems"], subtitle(result))
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) > 2 or any(arg.startswith("-") for arg in argv):
+        print(__doc__, file=sys.stderr)
+        return 2
+    source = pathlib.Path(argv[0]) if argv else BENCH_DIR / "results.json"
+    target = pathlib.Path(argv[1]) if len(argv) > 1 else source.with_suffix(".svg")
+    write_result(target, json.loads(source.read_text()))
+    print(target)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

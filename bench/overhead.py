@@ -1,85 +1,141 @@
 """Where a request's time goes in our function, layer by layer: `python -m bench.overhead [--model M]`.
 
-Times one single-row request, in this process on the server CPU, through each layer in turn: the bare
-`estimator.predict`, the predictor (batcher included), the router (`service.routes`: parse, validate,
-log line), and the Flask app that functions-framework builds, called as WSGI (no HTTP server). What is left between
-the Flask figure and the benchmark's c=1 p50 is gunicorn, the socket, and wrk.
+Times one single-row request, in this process on the server CPU and on one event loop as in a
+server's worker, through each layer in turn: the bare `estimator.predict`; the predictor (the
+model's own thread and the micro-batcher); the router (`service.routes.FunctionApp.handle`: read,
+parse, validate, log line); and the ASGI app functions-framework builds for `main.py` (Starlette,
+its middleware, `main.predict`), called the way uvicorn calls it. What is left between the ASGI
+figure and the benchmark's c=1 p50 is uvicorn's HTTP parsing, gunicorn, the socket and wrk.
 """
 
 import argparse
-import io
+import asyncio
+import contextlib
+import json
 import logging
 import os
+import pathlib
 import statistics
 import sys
 import time
 
-import numpy as np
-from werkzeug.test import EnvironBuilder
-
 from bench import fit, plan
 
 
-def _median_us(call, seconds: float) -> float:
+async def _median_us(call, seconds: float, calls: int) -> float:
+    """The median of at least `calls` awaited calls, timed for at least `seconds`."""
     times, deadline = [], time.perf_counter() + seconds
-    while time.perf_counter() < deadline or len(times) < 50:
+    while time.perf_counter() < deadline or len(times) < calls:
         start = time.perf_counter()
-        call()
+        await call()
         times.append(time.perf_counter() - start)
     return statistics.median(times) * 1e6
 
 
+def _asgi_post(app, path: str, body: bytes):
+    """An ASGI HTTP request as uvicorn makes one: scope, then the body, then a disconnect once the
+    response is sent. Returns a coroutine function giving (status, response body)."""
+    scope = {
+        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
+        "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
+        "query_string": b"", "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8080),
+        "headers": [(b"host", b"127.0.0.1:8080"), (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode())],
+    }
+
+    async def request() -> tuple[int, bytes]:
+        pending, answered = [{"type": "http.request", "body": body, "more_body": False}], asyncio.Event()
+        status, chunks = 0, []
+
+        async def receive():
+            if pending:
+                return pending.pop()
+            await answered.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    answered.set()
+
+        await app(dict(scope), receive, send)
+        return status, b"".join(chunks)
+
+    return request
+
+
+async def _measure(args, model_files) -> dict[str, float]:
+    import functions_framework
+
+    app = functions_framework.create_app(target="predict", source=str(plan.REPO_DIR / "main.py"))
+    # create_app loaded main.py under its file's name: this is the module the app runs, not a copy.
+    import main as function
+
+    for logger in logging.Logger.manager.loggerDict.values():  # stdout is for the table
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+                handler.setStream(sys.stderr)
+    from inference.rows import from_instances
+
+    model = function.HOLDER.get()
+    rows = from_instances(model.schema, [list(model_files.row)], 1)
+    body = b'{"features":[' + ",".join(map(repr, model_files.row)).encode() + b"]}"
+    headers = {"Content-Type": "application/json"}
+    predictor = function.APP._predictor_for(model)
+
+    async def estimator():
+        model.estimator.predict(rows.matrix)
+
+    async def batcher():
+        await predictor(rows)
+
+    async def router():
+        chunks = [body]
+
+        async def receive() -> bytes:
+            return chunks.pop() if chunks else b""
+
+        await function.APP.handle("POST", "/predict", headers, len(body), receive)
+
+    asgi_post = _asgi_post(app, "/predict", body)
+
+    async def asgi():
+        await asgi_post()
+
+    with contextlib.redirect_stdout(sys.stderr):
+        status, answer = await asgi_post()
+    if status != 200 or json.loads(answer)["predictions"] != [model_files.expected_row]:
+        raise SystemExit(f"the ASGI app answered {status} {answer[:300]!r}, not {model_files.expected_row!r}")
+    layers = {"estimator.predict": estimator, "predictor (thread, batcher)": batcher,
+              "router (read, parse, validate, log)": router, "ASGI app (functions-framework)": asgi}
+    # The request log lines are still formatted and written, to nowhere.
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        return {name: await _median_us(call, args.seconds, args.calls) for name, call in layers.items()}
+
+
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.overhead", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.overhead", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=plan.MODELS, default="logreg")
-    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--seconds", type=float, default=2.0, help="time each layer at least this long (default 2)")
+    parser.add_argument("--calls", type=int, default=50, help="and at least this many calls (default 50)")
+    parser.add_argument("--work", type=pathlib.Path, default=plan.RESULTS_DIR / "work",
+                        help="where the model is fitted (default bench/results/work)")
     args = parser.parse_args(argv)
-    model_files = fit.prepare(args.model, plan.RESULTS_DIR / "work")
+    model_files = fit.prepare(args.model, args.work)
     os.environ.update({**plan.THREAD_ENV, "MODEL_URI": str(model_files.ours_dir), "MODEL_WARMUP": "false"})
     os.sched_setaffinity(0, {plan.SERVER_CPU})
     sys.path.insert(0, str(plan.REPO_DIR))
-    import functions_framework
-
-    import main as function
-
-    model = function.HOLDER.get()
-    rows = np.asarray([model_files.row])
-    body = (b'{"features":[' + ",".join(map(repr, model_files.row)).encode() + b"]}")
-    headers = {"Content-Type": "application/json"}
-    predictor = function.APP._predictor_for(model)
-    wsgi = functions_framework.create_app("predict", str(plan.REPO_DIR / "main.py"))
-    environ = EnvironBuilder(path="/predict", method="POST", data=body, headers=headers).get_environ()
-
-    def flask_app():
-        # The WSGI call gunicorn makes, minus gunicorn: a fresh environ and body stream per request.
-        b"".join(wsgi({**environ, "wsgi.input": io.BytesIO(body)}, lambda status, headers, exc=None: None))
-
-    def route():
-        function.APP.handle("POST", "/predict", headers, len(body), io.BytesIO(body).read)
-
-    layers = {
-        "estimator.predict": lambda: model.estimator.predict(rows),
-        "predictor (batcher)": lambda: predictor(rows),
-        "router (parse, validate, log)": route,
-        "flask app (WSGI call)": flask_app,
-    }
-    results = {}
-    logger = logging.getLogger("request")
-    with open(os.devnull, "w") as sink:
-        for handler in logger.handlers:  # the request log lines: still formatted and written, unseen
-            handler.setStream(sink)
-        for name, call in layers.items():
-            results[name] = _median_us(call, args.seconds)
-        level = logger.level
-        logger.setLevel("WARNING")
-        results["router, request log off"] = _median_us(route, args.seconds)
-        logger.setLevel(level)
+    results = asyncio.run(_measure(args, model_files))
     print(f"{args.model}: median per single-row call, microseconds (CPU {plan.SERVER_CPU})")
     previous = 0.0
     for name, micros in results.items():
-        extra = f"  (+{micros - previous:.0f})" if name != "router, request log off" else ""
-        print(f"  {micros:8.0f}  {name}{extra}")
-        previous = micros if name != "router, request log off" else previous
+        print(f"  {micros:8.0f}  {name}  (+{micros - previous:.0f})")
+        previous = micros
     return 0
 
 

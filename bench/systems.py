@@ -9,11 +9,11 @@ import dataclasses
 import json
 import os
 import pathlib
-import socket
 from collections.abc import Callable
 
 from bench.fit import ModelFiles
 from bench.plan import PEERS_DIR, REPO_DIR, THREAD_ENV
+from tests.net import free_port
 
 OURS, OURS_ONNX, FASTAPI, MLSERVER, FLOOR = "ours", "ours-onnx", "fastapi", "mlserver", "floor"
 SERVERS = (OURS, OURS_ONNX, FASTAPI, MLSERVER)
@@ -38,12 +38,6 @@ class Launch:
     row_body: bytes
     batch_body: bytes
     predictions: Callable[[dict], list]  # response JSON -> list of predictions
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _env(extra: dict[str, str]) -> dict[str, str]:

@@ -6,12 +6,27 @@ Prints the function's JSON answer. Exit status: 0 on success, 1 when the functio
 
 import argparse
 import json
+import logging
 import pathlib
 import sys
 
 import requests
 
 from client import auth, call
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
+    return value
 
 
 def parse_args(argv):
@@ -24,9 +39,10 @@ def parse_args(argv):
     parser.add_argument("--auth", choices=("auto", "always", "never"), default="auto",
                         help="send an ID token: auto skips it for http://127.0.0.1 and localhost (default auto)")
     parser.add_argument("--no-auth", dest="auth", action="store_const", const="never", help="same as --auth never")
-    parser.add_argument("--timeout", type=float, default=30, help="seconds per attempt (default 30)")
-    parser.add_argument("--retries", type=int, default=5, help="retries on 429/503 and refused connections (default 5)")
-    parser.add_argument("--max-wait", type=float, default=30, help="longest wait between attempts, in seconds (default 30)")
+    parser.add_argument("--timeout", type=_seconds, default=30, help="seconds per attempt (default 30)")
+    parser.add_argument("--retries", type=_count, default=5, help="retries on 429/503 and refused connections (default 5)")
+    parser.add_argument("--max-wait", type=_seconds, default=30,
+                        help="longest wait between attempts, in seconds (default 30)")
     parser.add_argument("--quiet", action="store_true", help="do not report retries on stderr")
     return parser.parse_args(argv)
 
@@ -40,6 +56,7 @@ def load_body(args):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    logging.getLogger("urllib3").setLevel(logging.ERROR)  # retries are reported below, once each
     log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
     try:
         body = load_body(args)

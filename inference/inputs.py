@@ -1,13 +1,15 @@
 """What the model is called with: the input it was fitted on, built from validated rows.
 
 - "matrix" models get the float64 matrix as it is (no pandas).
-- "frame" models fitted on a DataFrame get one, with the fitted column names and dtypes; pandas is
-  imported here, on first use, so numeric models never pay for it.
+- "frame" models fitted on a DataFrame get one, with the fitted column names and dtypes
+  (`model.rows.frame`, the rule packaging verifies with); pandas is imported then, on first use, so
+  numeric models never pay for it.
 - "text" models get the 1-D array of strings.
 A compiled (ONNX) model takes the columns themselves, one input per feature.
 """
 
 from inference.rows import Rows
+from model.rows import frame
 
 
 def model_input(model, rows: Rows):
@@ -18,21 +20,7 @@ def model_input(model, rows: Rows):
         return rows.columns
     if schema.layout == "text":
         return rows.columns[schema.names[0]]
-    return _frame(schema, rows.columns)
-
-
-def _frame(schema, columns: dict):
-    import pandas as pd
-
-    data = {}
-    for feature in schema.features:
-        column = columns[feature.name]
-        if feature.dtype == "category":
-            column = pd.Categorical(column, categories=list(feature.categories) if feature.categories else None)
-        elif feature.dtype:
-            column = pd.array(column, dtype=feature.dtype)
-        data[feature.name] = column
-    return pd.DataFrame(data, copy=False)
+    return frame(schema, rows.columns)
 
 
 def concat(parts: list[Rows]) -> Rows:

@@ -18,8 +18,8 @@ import math
 from inference.errors import InvalidInput
 
 _NUMBER = (int, float)
-_FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max
-_INT64 = (-(2 ** 63), 2 ** 63 - 1)
+FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max
+INT64_RANGE = (-(2 ** 63), 2 ** 63 - 1)
 _JSON_TYPES = {bool: "boolean", str: "string", list: "array", dict: "object"}
 _KIND_NOUN = {"number": "a number", "integer": "an integer", "string": "a string", "boolean": "true or false"}
 _SHOWN_CATEGORIES = 20
@@ -143,7 +143,7 @@ def _number(feature, value, i: int, j: int):
             if not value.is_integer():
                 raise InvalidInput(f"{_where(i, j, feature.name)} must be an integer, got {value!r}")
             value = int(value)
-        if not _INT64[0] <= value <= _INT64[1]:
+        if not INT64_RANGE[0] <= value <= INT64_RANGE[1]:
             raise InvalidInput(f"{_where(i, j, feature.name)} is outside the 64-bit integer range")
         return value
     try:
@@ -152,8 +152,8 @@ def _number(feature, value, i: int, j: int):
         raise InvalidInput(f"{_where(i, j, feature.name)} is too large to be a 64-bit float") from None
     if math.isinf(value):
         raise InvalidInput(f"{_where(i, j, feature.name)} is infinite; values must be finite")
-    if abs(value) > _FLOAT32_MAX:
-        raise InvalidInput(f"{_where(i, j, feature.name)} is larger in magnitude than {_FLOAT32_MAX:.7g}, "
+    if abs(value) > FLOAT32_MAX:
+        raise InvalidInput(f"{_where(i, j, feature.name)} is larger in magnitude than {FLOAT32_MAX:.7g}, "
                            "the largest value accepted")
     return value
 
@@ -165,19 +165,9 @@ def _categories(categories) -> str:
 
 
 def _array(feature, values: list):
-    """The column as numpy holds it for the model: float64, int64, bool, or object (strings; NaN when missing)."""
-    import numpy as np
+    from model.rows import column  # numpy comes with it: keep it out of gunicorn's master
 
-    if feature.kind == "number":
-        return np.array(values, dtype=np.float64)
-    if feature.kind == "integer":
-        has_missing = any(type(v) is float for v in values)
-        return np.array(values, dtype=np.float64 if has_missing else np.int64)
-    if feature.kind == "boolean" and not any(type(v) is float for v in values):
-        return np.array(values, dtype=bool)
-    array = np.empty(len(values), dtype=object)
-    array[:] = values
-    return array
+    return column(feature, values)
 
 
 def _matrix(schema, instances: list) -> Rows:
@@ -237,10 +227,10 @@ def _check_matrix(schema, matrix) -> None:
             _missing(features[j], i, j)
     # Beyond float32's range, tree models (which compute in float32) see infinity and scalers overflow
     # float64, and scikit-learn raises mid-prediction; no real feature is that large.
-    too_large = np.abs(matrix) > _FLOAT32_MAX  # NaN compares False
+    too_large = np.abs(matrix) > FLOAT32_MAX  # NaN compares False
     if too_large.any():
         i, j = (int(k[0]) for k in np.nonzero(too_large))
-        raise InvalidInput(f"{_where(i, j, features[j].name)} is larger in magnitude than {_FLOAT32_MAX:.7g}, "
+        raise InvalidInput(f"{_where(i, j, features[j].name)} is larger in magnitude than {FLOAT32_MAX:.7g}, "
                            "the largest value accepted")
     integers = [j for j, f in enumerate(features) if f.kind == "integer"]
     if integers:

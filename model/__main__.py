@@ -1,4 +1,5 @@
-"""Command line: `python -m model train` builds the default model; `publish` uploads one to Cloud Storage."""
+"""Command line: `python -m model train` builds the default model; `package` turns a fitted model file into a
+served model directory; `publish` uploads one to Cloud Storage."""
 
 import argparse
 import json
@@ -34,6 +35,16 @@ def _add_train(commands) -> None:
     train.set_defaults(run=_train)
 
 
+def _add_package(commands) -> None:
+    from model import package
+
+    parser = commands.add_parser(
+        "package", help="turn a fitted model file (joblib, pickle, skops) into a verified served model directory",
+        description=package.__doc__)
+    package.add_arguments(parser)
+    parser.set_defaults(run=package.run)
+
+
 def _add_publish(commands) -> None:
     from model import publish  # its arguments are its own; google-cloud-storage loads only when it runs
 
@@ -47,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m model", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     _add_train(commands)
+    _add_package(commands)
     _add_publish(commands)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     return args.run(args)

@@ -10,20 +10,23 @@ import logging
 import pathlib
 import warnings
 
+from model import examples as example_rows
 from model import imports
 from model import manifest as manifests
 from model.errors import ModelIntegrityError, ModelNotFound, ModelUnreadable, ModelUnsafe, ModelVersionMismatch
-from model.schema import Feature, Schema
-from model.schema import derive as derive_schema
+from model.schema import Schema, SchemaError, derive
 from model.timeline import Timeline
 
 log = logging.getLogger("model")
 
 # Types beyond skops' own defaults that plain scikit-learn models need: tree structures of the
-# forest and boosting estimators. Anything else must be named in MODEL_TRUSTED_TYPES.
+# forest and boosting estimators, and numpy.dtype (an imputer or encoder fitted on a DataFrame keeps
+# the dtype it saw; skops rebuilds it from an empty .npy array read with allow_pickle=False, so it
+# runs no code). Anything else must be named in MODEL_TRUSTED_TYPES.
 TRUSTED_TYPES = (
     "sklearn.tree._tree.Tree",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "numpy.dtype",
 )
 
 
@@ -53,6 +56,11 @@ class LoadedModel:
     trained_with: dict
     has_proba: bool
     examples: list = dataclasses.field(default_factory=list)  # a few request-ready rows (warm-up, checks)
+
+    @property
+    def allow_nan(self) -> bool:
+        """Every feature takes a missing value."""
+        return all(f.nullable for f in self.schema.features)
 
 
 def load(path: pathlib.Path, policy: LoadPolicy, timeline: Timeline | None = None) -> LoadedModel:
@@ -84,10 +92,13 @@ def load(path: pathlib.Path, policy: LoadPolicy, timeline: Timeline | None = Non
         n_in = getattr(estimator, "n_features_in_", len(features))
         if n_in != len(features):
             raise ModelIntegrityError(f"{manifest_path} lists {len(features)} features but the estimator takes {n_in}")
-        schema = _schema_of(manifest, manifest_path, estimator, features)
+        if "schema" in manifest:
+            schema = Schema.from_dict(manifest["schema"])  # checked by manifests.read
+        else:  # written before manifests had schemas: the estimator tells
+            schema = _derived(estimator, artifact, features)
     return _describe(estimator, manifest.get("name") or policy.name or artifact.stem,
                      str(manifest.get("version") or policy.version or actual[:12]), schema, fmt, actual,
-                     manifest["framework"], manifests.read_examples(manifest_path.parent, manifest))
+                     manifest["framework"], _examples(manifest_path, manifest))
 
 
 def _import_libraries(fmt: str) -> None:
@@ -100,16 +111,17 @@ def _import_libraries(fmt: str) -> None:
         import joblib  # noqa: F401
 
 
-def _schema_of(manifest: dict, manifest_path: pathlib.Path, estimator, features: list) -> Schema:
-    if "schema" not in manifest:  # written before schemas existed: derive one from the estimator
-        return derive_schema(estimator, feature_names=features)
+def _examples(manifest_path: pathlib.Path, manifest: dict, limit: int = 8) -> list:
+    """The first few example rows the manifest names (checked against its SHA-256), for the first prediction."""
+    if "examples" not in manifest:
+        return []
     try:
-        schema = Schema.from_dict(manifest["schema"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise ModelIntegrityError(f"manifest {manifest_path} has an invalid schema: {e}") from None
-    if schema.names != [str(f) for f in features] and schema.layout != "text":
-        raise ModelIntegrityError(f"manifest {manifest_path}: schema features {schema.names} differ from features.names")
-    return schema
+        return example_rows.read(manifest_path.parent, manifest["examples"])[:limit]
+    except FileNotFoundError:
+        raise ModelNotFound(f"{manifest_path.parent / manifest['examples']['file']} named by {manifest_path} "
+                            "does not exist") from None
+    except ValueError as e:
+        raise ModelIntegrityError(f"examples named by {manifest_path} do not parse: {e}") from None
 
 
 def _checked_sha256(artifact: pathlib.Path, expected: str, manifest_path: pathlib.Path) -> str:
@@ -134,26 +146,18 @@ def _load_onnx(manifest_path: pathlib.Path, manifest: dict, timeline: Timeline) 
         sha = _checked_sha256(path, info["sha256"], manifest_path)
     features = list(manifest["features"]["names"])
     with timeline.step("load"):
-        estimator = OnnxEstimator(path, manifest.get("classes"))
+        # The compiled schema says where the converted model was verified on missing values; an older
+        # manifest without one gets none.
+        schema = Schema.from_dict(manifest["schema"]) if "schema" in manifest else Schema.numbers(features)
+        estimator = OnnxEstimator(path, manifest.get("classes"), schema)
         if estimator.n_features_in_ not in (len(features), None, "N"):
             raise ModelIntegrityError(f"{manifest_path} lists {len(features)} features "
                                       f"but {path} takes {estimator.n_features_in_}")
-        schema = _onnx_schema(manifest, manifest_path, features)
     return LoadedModel(
         estimator=estimator, name=str(manifest.get("name") or path.stem), version=str(manifest.get("version") or sha[:12]),
         schema=schema, features=schema.names, classes=manifest.get("classes"),
         task=manifest.get("task", "classification"), format="onnx", sha256=sha, trained_with=dict(manifest["framework"]),
-        has_proba=estimator.has_proba, examples=manifests.read_examples(manifest_path.parent, manifest))
-
-
-def _onnx_schema(manifest: dict, manifest_path: pathlib.Path, features: list) -> Schema:
-    if "schema" in manifest:
-        try:
-            return Schema.from_dict(manifest["schema"])
-        except (ValueError, KeyError, TypeError) as e:
-            raise ModelIntegrityError(f"manifest {manifest_path} has an invalid schema: {e}") from None
-    # Missing values are not carried over by the conversion: refuse NaN rather than guess.
-    return Schema(tuple(Feature(str(f), "number") for f in features), "matrix")
+        has_proba=estimator.has_proba, examples=_examples(manifest_path, manifest))
 
 
 def _locate(path: pathlib.Path) -> tuple[pathlib.Path | None, pathlib.Path | None]:
@@ -187,13 +191,23 @@ def _load_bare(artifact: pathlib.Path, policy: LoadPolicy, timeline: Timeline) -
         sha = manifests.sha256_of(artifact)
     with timeline.step("load"):
         estimator = _read_pickle(artifact, policy)
-        if getattr(estimator, "feature_names_in_", None) is None and getattr(estimator, "n_features_in_", None) is None:
-            raise ModelUnreadable(f"{artifact} holds a {type(estimator).__name__} that is not a fitted scikit-learn estimator")
-        schema = derive_schema(estimator)
+        schema = _derived(estimator, artifact)
     import sklearn
 
     return _describe(estimator, policy.name or artifact.stem, policy.version or sha[:12], schema, "joblib", sha,
                      {"scikit-learn": sklearn.__version__, "source": "unknown (no manifest)"}, [])
+
+
+def _derived(estimator, artifact: pathlib.Path, features=None) -> Schema:
+    try:
+        schema = derive(estimator, feature_names=features)
+    except SchemaError as e:
+        raise ModelUnreadable(f"{artifact} holds a {type(estimator).__name__} that is not a fitted scikit-learn "
+                              f"estimator: {e}") from None
+    if features is not None and schema.names != features:
+        raise ModelIntegrityError(f"the manifest of {artifact} lists features {', '.join(features)} but the estimator "
+                                  f"was fitted on {', '.join(schema.names)}")
+    return schema
 
 
 def _check_version(trained: str, policy: LoadPolicy, artifact: pathlib.Path) -> None:
@@ -253,10 +267,15 @@ def _read_pickle(artifact: pathlib.Path, policy: LoadPolicy):
     return estimator
 
 
-def _describe(estimator, name, version, schema: Schema, fmt, sha, trained_with, examples) -> LoadedModel:
+def task_of(estimator) -> str:
+    """"classification", "regression", or scikit-learn's own word for another kind (e.g. "clusterer")."""
     from sklearn.utils import get_tags
 
-    tags = get_tags(estimator)
+    kind = get_tags(estimator).estimator_type
+    return {"classifier": "classification", "regressor": "regression"}.get(kind, kind or "regression")
+
+
+def _describe(estimator, name, version, schema: Schema, fmt, sha, trained_with, examples) -> LoadedModel:
     classes = getattr(estimator, "classes_", None)
     return LoadedModel(
         estimator=estimator,
@@ -265,7 +284,7 @@ def _describe(estimator, name, version, schema: Schema, fmt, sha, trained_with, 
         schema=schema,
         features=schema.names,
         classes=classes.tolist() if classes is not None else None,
-        task="classification" if tags.estimator_type == "classifier" else tags.estimator_type or "regression",
+        task=task_of(estimator),
         format=fmt,
         sha256=sha,
         trained_with=dict(trained_with),

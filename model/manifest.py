@@ -8,6 +8,7 @@ import platform
 
 from model.errors import ModelIntegrityError, ModelNotFound, ModelUnreadable
 from model.files import write_atomic
+from model.schema import Schema, SchemaError
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
@@ -25,8 +26,9 @@ def sha256_of(path: pathlib.Path) -> str:
 
 
 def build(*, name, version, estimator, features, classes, task, artifact: pathlib.Path, fmt="skops",
-          evaluation=None, runtime="sklearn", compiled=None) -> dict:
-    """The manifest for an artifact just written (and its compiled form, when there is one)."""
+          evaluation=None, runtime="sklearn", compiled=None, schema: Schema | None = None,
+          examples: dict | None = None) -> dict:
+    """The manifest for an artifact just written (its compiled form, input schema and examples, when given)."""
     import numpy
     import sklearn
 
@@ -44,6 +46,8 @@ def build(*, name, version, estimator, features, classes, task, artifact: pathli
         "runtime": runtime,
         **({"compiled": compiled} if compiled else {}),
         **({"evaluation": evaluation} if evaluation else {}),
+        **({"schema": schema.to_dict()} if schema is not None else {}),
+        **({"examples": examples} if examples else {}),
     }
 
 
@@ -54,9 +58,10 @@ def write(manifest: dict, directory: pathlib.Path) -> pathlib.Path:
 
 
 def served_files(manifest: dict) -> list[dict]:
-    """The file entries the loader reads for this manifest: the compiled model for the onnx runtime,
-    else the artifact (examples are for release tooling and are never served)."""
-    return [manifest["compiled"] if manifest.get("runtime") == "onnx" else manifest["artifact"]]
+    """The file entries the loader reads for this manifest: the compiled model for the onnx runtime, else
+    the artifact; then the example rows, when there are some (the first prediction is made on one)."""
+    model = manifest["compiled"] if manifest.get("runtime") == "onnx" else manifest["artifact"]
+    return [model] + ([manifest["examples"]] if isinstance(manifest.get("examples"), dict) else [])
 
 
 def published_files(manifest: dict) -> list[tuple[str, dict]]:
@@ -99,6 +104,8 @@ def validate(manifest, where) -> dict:
         problems += [f"runtime onnx needs {p}" for p in file_entry_problems(manifest.get("compiled"), "compiled")]
     if "examples" in manifest:
         problems += file_entry_problems(manifest["examples"], "examples")
+    if "schema" in manifest:
+        problems.extend(_schema_problems(manifest["schema"], features))
     framework = manifest.get("framework")
     if not isinstance(framework, dict) or not isinstance(framework.get("scikit-learn"), str):
         problems.append("framework.scikit-learn is missing")
@@ -129,22 +136,11 @@ def read(path: pathlib.Path) -> dict:
     return parse(data, path)
 
 
-def read_examples(directory: pathlib.Path, manifest: dict, limit: int = 8) -> list:
-    """Up to `limit` example rows named by the manifest (request-ready JSON values), [] when there are none.
-
-    They only feed the warm-up prediction, so a file that is missing or does not parse gives none.
-    """
-    entry = manifest.get("examples")
-    if not isinstance(entry, dict):
-        return []
-    rows = []
+def _schema_problems(data, features) -> list[str]:
     try:
-        with open(directory / entry["file"], encoding="utf-8") as lines:
-            for line in lines:
-                if line.strip():
-                    rows.append(json.loads(line))
-                if len(rows) >= limit:
-                    break
-    except (OSError, ValueError):
-        return []
-    return rows
+        schema = Schema.from_dict(data)
+    except SchemaError as e:
+        return [str(e)]
+    if isinstance(features, dict) and features.get("names") != schema.names:
+        return ["schema.features do not name the same features as features.names"]
+    return []

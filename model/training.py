@@ -2,8 +2,10 @@
 
 import pathlib
 
+from model import examples
 from model import manifest as manifests
 from model.files import atomic_path
+from model.schema import derive
 
 ESTIMATORS = ("logreg", "forest")
 RUNTIMES = ("sklearn", "onnx")
@@ -27,10 +29,12 @@ def _estimator(kind: str):
 
 def train(out: pathlib.Path, *, kind: str = "logreg", name: str = "iris", version: str = "1",
           runtime: str = "sklearn") -> dict:
-    """Fits the model, writes `model.skops` (and `model.onnx` for the onnx runtime) and `manifest.json`.
+    """Fits the model, writes `model.skops` (and `model.onnx` for the onnx runtime), `examples.jsonl`
+    and `manifest.json`.
 
-    A fixed, stratified fifth of the data is held out: it measures the model and, for the onnx
-    runtime, checks that the compiled model gives the same labels before it may be used.
+    A fixed, stratified fifth of the data is held out: it measures the model, becomes the examples
+    beside the manifest, and, for the onnx runtime, checks that the compiled model gives the same
+    labels before it may be used.
     """
     import skops.io
     from sklearn.datasets import load_iris
@@ -46,16 +50,18 @@ def train(out: pathlib.Path, *, kind: str = "logreg", name: str = "iris", versio
     artifact = out / ARTIFACT_NAME
     with atomic_path(artifact) as tmp:
         skops.io.dump(estimator, tmp)
+    schema = derive(estimator, feature_names=data.feature_names)
     compiled = None
     if runtime == "onnx":
         from model.compiled import compile_onnx
 
-        compiled = compile_onnx(estimator, out, x_test)
+        compiled = compile_onnx(estimator, out, x_test, schema)
     manifest = manifests.build(
-        name=name, version=version, estimator=estimator, features=data.feature_names,
+        name=name, version=version, estimator=estimator, features=schema.names,
         classes=estimator.classes_.tolist(), task="classification", artifact=artifact,
         evaluation={"held_out_rows": len(x_test), "accuracy": float(estimator.score(x_test, y_test))},
-        runtime=runtime, compiled=compiled,
+        runtime=runtime, compiled=compiled, schema=schema,
+        examples=examples.write(examples.records(x_test, schema), out),
     )
     manifests.write(manifest, out)
     return manifest

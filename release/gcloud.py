@@ -1,15 +1,18 @@
-"""The only place that runs the gcloud CLI, so every call carries --project, --region and --quiet."""
+"""The only place that runs the gcloud CLI, so every call carries --project (and --region) and --quiet."""
 
 import json
 import os
 import shutil
 import subprocess
+import sys
+import threading
 
+from release import traffic
 from release.errors import ReleaseError
 
 
 class Gcloud:
-    """Runs `gcloud run ...` for one Target; GCLOUD overrides the binary."""
+    """Runs `gcloud ...` for one Target; GCLOUD overrides the binary."""
 
     def __init__(self, target, binary=None):
         self.target = target
@@ -18,28 +21,60 @@ class Gcloud:
             raise ReleaseError(f"gcloud CLI not found ({self.binary}); install the Google Cloud SDK "
                                "or set GCLOUD to its path")
 
-    def _run(self, args, quiet_stderr):
+    def _run(self, args, show_progress, regional=True):
         command = [self.binary, *args, f"--project={self.target.project}",
-                   f"--region={self.target.region}", "--quiet"]
-        # Changes show gcloud's own progress on stderr; reads keep it for the error message.
-        result = subprocess.run(command, stdout=subprocess.PIPE, text=True,
-                                stderr=subprocess.PIPE if quiet_stderr else None, check=False)
-        if result.returncode != 0:
-            raise ReleaseError(_last_error(result.stderr) or f"gcloud {' '.join(args[:3])} failed "
-                               f"(exit {result.returncode})")
-        return result.stdout
+                   *([f"--region={self.target.region}"] if regional else []), "--quiet"]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if show_progress:
+            # Changes show gcloud's own progress as it comes, and keep it for the error message;
+            # stdout is drained meanwhile so a large answer cannot block gcloud.
+            out = []
+            reader = threading.Thread(target=lambda: out.append(process.stdout.read()), daemon=True)
+            reader.start()
+            lines = []
+            for line in process.stderr:
+                sys.stderr.write(line)
+                sys.stderr.flush()
+                lines.append(line)
+            reader.join()
+            stdout, stderr = out[0], "".join(lines)
+        else:
+            stdout, stderr = process.communicate()
+        process.wait()
+        if process.returncode != 0:
+            raise ReleaseError(_last_error(stderr) or f"gcloud {' '.join(args[:3])} failed "
+                               f"(exit {process.returncode})")
+        return stdout
 
-    def read(self, *args):
+    def read(self, *args, regional=True):
         """A read-only call whose JSON output is parsed."""
-        return json.loads(self._run([*args, "--format=json"], quiet_stderr=True) or "null")
+        return json.loads(self._run([*args, "--format=json"], False, regional) or "null")
 
     def change(self, *args):
-        """A call that changes the service; gcloud's progress goes straight to stderr.
+        """A call that changes the service; gcloud's progress goes to stderr as it comes.
 
         Returns gcloud's JSON result (the service for deploy, the traffic targets for
         update-traffic), which saves a second describe call.
         """
-        return json.loads(self._run([*args, "--format=json"], quiet_stderr=False) or "null")
+        return json.loads(self._run([*args, "--format=json"], True) or "null")
+
+    def update_traffic(self, *args, settled, say=True):
+        """`gcloud run services update-traffic SERVICE ARGS`; the served {revision: percent} after it.
+
+        After a revision fails to start, Cloud Run reports that failure (ConfigurationsReady False)
+        on later operations until a revision is ready again, so gcloud can exit non-zero for a
+        traffic change that took effect. Then the service is read back and `settled(service)` says
+        whether it did; if so, that is a success (said on stderr unless `say` is false).
+        """
+        try:
+            return traffic.served_by(self.change("run", "services", "update-traffic", self.target.service, *args))
+        except ReleaseError as error:
+            service = self.service()
+            if service is None or not settled(service):
+                raise
+            if say:
+                print(f"deploy.sh: gcloud reported {error}, but the service shows the change made", file=sys.stderr)
+            return traffic.serving(service)
 
     def service(self):
         """The Knative service object, or None if it does not exist yet."""
@@ -53,12 +88,31 @@ class Gcloud:
     def revisions(self):
         return self.read("run", "revisions", "list", f"--service={self.target.service}") or []
 
+    def revision(self, name):
+        return self.read("run", "revisions", "describe", name)
+
+    def log_entries(self, log_filter, limit=1, freshness="1d"):
+        """Newest first: Cloud Logging entries matching `log_filter` (needs roles/logging.viewer)."""
+        return self.read("logging", "read", log_filter, f"--limit={limit}", f"--freshness={freshness}",
+                         regional=False) or []
+
+    def storage_text(self, uri):
+        """The text of a Cloud Storage object (`gcloud storage cat`)."""
+        return self._run(["storage", "cat", uri], False, regional=False)
+
+    def access_token(self):
+        """An OAuth access token for Google APIs gcloud has no command for (Cloud Monitoring reads)."""
+        return self._token(["auth", "print-access-token"], "log in with `gcloud auth login`")
+
     def identity_token(self, audience=None):
         args = ["auth", "print-identity-token"] + ([f"--audiences={audience}"] if audience else [])
+        return self._token(args, "log in with `gcloud auth login` or set SMOKE_TOKEN", "identity")
+
+    def _token(self, args, hint, kind="access"):
         result = subprocess.run([self.binary, *args, "--quiet"], capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            raise ReleaseError("no identity token from gcloud (" + (_last_error(result.stderr) or "failed")
-                               + "); log in with `gcloud auth login` or set SMOKE_TOKEN")
+        if result.returncode != 0 or not result.stdout.strip():
+            raise ReleaseError(f"no {kind} token from gcloud (" + (_last_error(result.stderr) or "failed")
+                               + f"); {hint}")
         return result.stdout.strip()
 
 

@@ -3,8 +3,8 @@
 The job's container runs `python -m batch`; each execution passes INPUT and OUTPUT as the container's
 args, so one job scores any data set, with as many tasks as asked: Cloud Run runs them in parallel
 (each sees CLOUD_RUN_TASK_INDEX and CLOUD_RUN_TASK_COUNT and takes its share), retries a failed task
-up to JOB_MAX_RETRIES times, and stops one at JOB_TASK_TIMEOUT. The job gets the same MODEL_*
-variables as the service, and BATCH_* ones (BATCH_SIZE, BATCH_SHARD_MB, ...) for the scorer.
+up to JOB_MAX_RETRIES times, and stops one at JOB_TASK_TIMEOUT. The job gets the function's settings
+as the service does (`config.function_env`), and BATCH_* ones (BATCH_SIZE, BATCH_SHARD_MB, ...).
 """
 
 import json
@@ -68,8 +68,9 @@ def job_flags(environ=os.environ):
     ]
     if environ.get("RUN_SERVICE_ACCOUNT"):
         flags.append(f"--service-account={environ['RUN_SERVICE_ACCOUNT']}")
-    env = {"GOOGLE_CLOUD_PROJECT": environ.get("PROJECT_ID", "")}
-    env.update({k: v for k, v in sorted(environ.items()) if k.startswith((config.MODEL_PREFIX, BATCH_PREFIX)) and v})
+    # The function's settings as a release sets them on the service (checked the same way), and the scorer's.
+    env = {"GOOGLE_CLOUD_PROJECT": environ.get("PROJECT_ID", ""), **config.function_env(environ)}
+    env.update({k: v for k, v in sorted(environ.items()) if k.startswith(BATCH_PREFIX) and v})
     flags.append("--set-env-vars=" + _list_flag([f"{k}={v}" for k, v in env.items()]))
     return flags
 

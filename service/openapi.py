@@ -11,6 +11,7 @@ import functools
 import json
 import pathlib
 
+from inference.rows import FLOAT32_MAX, INT64_RANGE
 from inference.warmup import example_row
 
 OPENAPI_PATH = pathlib.Path(__file__).with_name("openapi.json")
@@ -55,6 +56,10 @@ def _json_row(schema):
 
 def _value_schema(feature) -> dict:
     out = {"type": _TYPES[feature.kind]}
+    if feature.kind == "number" and feature.categories is None:
+        out.update(minimum=-FLOAT32_MAX, maximum=FLOAT32_MAX)
+    elif feature.kind == "integer" and feature.categories is None:
+        out.update(minimum=INT64_RANGE[0], maximum=INT64_RANGE[1])
     if feature.kind == "number" and feature.kind_source == "default":
         out["description"] = "a number (true/false are read as 1/0: nothing told this column's type)"
     if feature.categories is not None:

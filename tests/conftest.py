@@ -4,13 +4,14 @@ import contextlib
 import os
 import pathlib
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
 import requests
+
+from tests.net import free_port
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 BIN = pathlib.Path(sys.executable).parent
@@ -53,23 +54,9 @@ def model_dir(trained, tmp_path):
     return pathlib.Path(shutil.copytree(trained("logreg"), tmp_path / "model"))
 
 
-class AppResponse:
-    """A response with the accessors the tests use (`get_json`, `get_data`), over httpx's."""
-
-    def __init__(self, response):
-        self._response = response
-        self.status_code = response.status_code
-        self.headers = response.headers
-
-    def get_json(self):
-        return self._response.json()
-
-    def get_data(self, as_text: bool = False):
-        return self._response.text if as_text else self._response.content
-
-
 class AppClient:
-    """The real ASGI app (functions-framework + main.py) in-process, through Starlette's TestClient.
+    """The real ASGI app (functions-framework + main.py) in-process, through Starlette's TestClient;
+    calls return httpx responses (`.status_code`, `.headers`, `.json()`, `.text`, `.content`).
 
     One client keeps one event loop for its life, as a server worker does, so concurrent calls from
     test threads meet in the same micro-batcher.
@@ -88,7 +75,7 @@ class AppClient:
         kwargs = {"json": json} if json is not None else {}
         if data is not None:
             kwargs["content"] = data.encode() if isinstance(data, str) else data
-        return AppResponse(self._client.request(method, path, headers=headers, **kwargs))
+        return self._client.request(method, path, headers=headers, **kwargs)
 
     def get(self, path, **kwargs):
         return self.open(path, "GET", **kwargs)
@@ -131,12 +118,6 @@ def simultaneous_predictions(url: str, count: int, timeout: float = 120) -> list
 
     with concurrent.futures.ThreadPoolExecutor(count) as pool:
         return list(pool.map(one, range(count)))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:

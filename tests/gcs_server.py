@@ -12,12 +12,13 @@ import http.client
 import http.server
 import json
 import pathlib
-import socket
 import threading
 import urllib.parse
 
 from gcp_storage_emulator import settings
 from gcp_storage_emulator.server import create_server
+
+from tests.net import free_port
 
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "server", "date"}
 DENIED_BODY = {"error": {
@@ -27,13 +28,6 @@ DENIED_BODY = {"error": {
     "errors": [{"domain": "global", "reason": "forbidden",
                 "message": "caller does not have storage.objects.get access to the Google Cloud Storage object."}],
 }}
-
-
-def free_port() -> int:
-    """A port nothing listens on (right after this returns)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class StorageServer:

@@ -16,8 +16,8 @@ def client(make_client, model_dir):
 
 
 def error_of(response, code, status=None):
-    assert response.status_code == code, response.get_data(as_text=True)
-    body = response.get_json()
+    assert response.status_code == code, response.text
+    body = response.json()
     assert set(body) == {"error"} and set(body["error"]) == {"code", "status", "message"}
     assert body["error"]["code"] == code
     if status:
@@ -28,18 +28,18 @@ def error_of(response, code, status=None):
 def test_predict_features_answers_labels_and_model(client):
     response = client.post("/predict", json={"features": SETOSA})
     assert response.status_code == 200
-    assert response.get_json() == {"predictions": [0], "model": {"name": "iris", "version": "1"}}
+    assert response.json() == {"predictions": [0], "model": {"name": "iris", "version": "1"}}
     assert response.headers["X-Model-Name"] == "iris" and response.headers["X-Model-Version"] == "1"
 
 
 def test_predict_instances_on_root_keeps_order_and_accepts_objects(client):
     named = dict(zip(IRIS_FEATURES, VIRGINICA))
     response = client.post("/", json={"instances": [SETOSA, named, VIRGINICA]})
-    assert response.get_json()["predictions"] == [0, 2, 2]
+    assert response.json()["predictions"] == [0, 2, 2]
 
 
 def test_predict_probabilities_add_classes_and_sum_to_one(client):
-    body = client.post("/predict", json={"instances": [SETOSA, VIRGINICA], "parameters": {"probabilities": True}}).get_json()
+    body = client.post("/predict", json={"instances": [SETOSA, VIRGINICA], "parameters": {"probabilities": True}}).json()
     assert body["classes"] == [0, 1, 2]
     assert len(body["probabilities"]) == 2
     for row, label in zip(body["probabilities"], body["predictions"]):
@@ -56,14 +56,14 @@ def test_predict_string_labels_stay_strings(make_client, tmp_path):
     names = data.target_names[data.target]
     joblib.dump(LogisticRegression(max_iter=500).fit(data.data, names), tmp_path / "model.joblib")
     client = make_client(MODEL_URI=tmp_path / "model.joblib", MODEL_ALLOW_PICKLE="true", MODEL_NAME="species")
-    assert client.post("/predict", json={"features": SETOSA}).get_json()["predictions"] == ["setosa"]
-    assert client.get("/").get_json()["classes"] == ["setosa", "versicolor", "virginica"]
+    assert client.post("/predict", json={"features": SETOSA}).json()["predictions"] == ["setosa"]
+    assert client.get("/").json()["classes"] == ["setosa", "versicolor", "virginica"]
 
 
 def test_metadata_reports_model_and_revision(make_client, model_dir):
     client = make_client(MODEL_URI=model_dir, K_SERVICE="predictor", K_REVISION="predictor-00002-abc")
     client.post("/predict", json={"features": SETOSA})
-    body = client.get("/").get_json()
+    body = client.get("/").json()
     assert body["ready"] is True and body["status"] == "alive"
     assert body["name"] == "iris" and body["version"] == "1"
     assert body["features"] == IRIS_FEATURES
@@ -125,7 +125,7 @@ def test_missing_content_type_is_read_as_json(client):
                                           ("POST", "/v2/health/live"), ("GET", "/v2/models/iris/infer")])
 def test_wrong_method_gets_405_with_allow(client, method, path):
     response = client.open(path, method=method)
-    error = response.get_json()["error"]
+    error = response.json()["error"]
     assert response.status_code == 405 and "Allow" in response.headers
     assert method in (error if isinstance(error, str) else error["message"])
 
@@ -140,7 +140,7 @@ def test_missing_model_gets_503_naming_the_path_and_recovers(make_client, model_
     client = make_client(MODEL_URI=target, MODEL_RETRY_BACKOFF_S="0")
     message = error_of(client.post("/predict", json={"features": SETOSA}), 503, "UNAVAILABLE")
     assert str(target) in message and "python -m model train" in message
-    body = client.get("/").get_json()
+    body = client.get("/").json()
     assert body["ready"] is False and str(target) in body["error"]
     shutil.copytree(model_dir, target)
     assert client.post("/predict", json={"features": SETOSA}).status_code == 200
@@ -200,18 +200,18 @@ def test_request_log_is_one_json_line_with_trace(make_client, model_dir, capsys)
 
 
 def test_health_routes(client):
-    assert client.get("/v2/health/live").get_json() == {"live": True}
+    assert client.get("/v2/health/live").json() == {"live": True}
     not_ready = client.get("/v2/health/ready")
-    assert not_ready.status_code == 503 and isinstance(not_ready.get_json()["error"], str)
+    assert not_ready.status_code == 503 and isinstance(not_ready.json()["error"], str)
     client.post("/predict", json={"features": SETOSA})
-    assert client.get("/v2/health/ready").get_json() == {"ready": True}
+    assert client.get("/v2/health/ready").json() == {"ready": True}
     assert client.get("/v2/models/iris/ready").status_code == 200
-    assert client.get("/v1/models/iris").get_json() == {"name": "iris", "ready": True}
+    assert client.get("/v1/models/iris").json() == {"name": "iris", "ready": True}
     assert client.get("/v1/models/other").status_code == 404
 
 
 def test_v1_predict(client):
-    body = client.post("/v1/models/iris:predict", json={"instances": [SETOSA, VIRGINICA]}).get_json()
+    body = client.post("/v1/models/iris:predict", json={"instances": [SETOSA, VIRGINICA]}).json()
     assert body["predictions"] == [0, 2]
     error_of(client.post("/v1/models/iris:predict", json={"features": SETOSA}), 400)
     error_of(client.post("/v1/models/other:predict", json={"instances": [SETOSA]}), 404)
@@ -223,7 +223,7 @@ def test_v2_infer_flat_data_with_shape_and_probabilities(client):
         "inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": SETOSA + VIRGINICA,
                     "parameters": {"binary_data": False}}],
         "outputs": [{"name": "predict", "parameters": {"binary_data": False}}, {"name": "predict_proba"}]})
-    body = response.get_json()
+    body = response.json()
     assert body["model_name"] == "iris" and body["id"] == "req-1"
     predict, proba = body["outputs"]
     assert predict == {"name": "predict", "shape": [2], "datatype": "INT64", "data": [0, 2]}
@@ -232,10 +232,10 @@ def test_v2_infer_flat_data_with_shape_and_probabilities(client):
 
 def test_v2_infer_nested_data_and_per_feature_inputs(client):
     nested = client.post("/v2/models/iris/infer", json={
-        "inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP64", "data": [SETOSA, VIRGINICA]}]}).get_json()
+        "inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP64", "data": [SETOSA, VIRGINICA]}]}).json()
     names = IRIS_FEATURES
     tensors = [{"name": n, "shape": [2], "datatype": "FP64", "data": [SETOSA[i], VIRGINICA[i]]} for i, n in enumerate(names)]
-    columns = client.post("/v2/models/iris/infer", json={"inputs": tensors}).get_json()
+    columns = client.post("/v2/models/iris/infer", json={"inputs": tensors}).json()
     assert nested["outputs"][0]["data"] == columns["outputs"][0]["data"] == [0, 2]
 
 
@@ -258,11 +258,11 @@ def test_v2_infer_nested_data_and_per_feature_inputs(client):
 def test_v2_errors_use_the_v2_shape(client, body, message):
     response = client.post("/v2/models/iris/infer", json=body)
     assert response.status_code == 400
-    assert message in response.get_json()["error"]
+    assert message in response.json()["error"]
 
 
 def test_v2_metadata(client):
-    body = client.get("/v2/models/iris").get_json()
+    body = client.get("/v2/models/iris").json()
     assert body["name"] == "iris" and body["versions"] == ["1"] and body["platform"] == "sklearn"
     assert [(i["name"], i["datatype"], i["shape"]) for i in body["inputs"]] == [(n, "FP64", [-1, 1]) for n in IRIS_FEATURES]
     assert body["parameters"] == {"content_type": "np"}
@@ -281,8 +281,8 @@ def test_unexpected_failure_is_a_500_without_exception_text(make_client, model_d
     monkeypatch.setattr(predictor.Predictor, "_predict", broken)
     response = client.post("/predict", json={"features": SETOSA})
     assert response.status_code == 500
-    assert "secret" not in response.get_data(as_text=True)
-    assert response.get_json()["error"]["status"] == "INTERNAL"
+    assert "secret" not in response.text
+    assert response.json()["error"]["status"] == "INTERNAL"
 
 
 def test_a_model_that_cannot_make_its_first_prediction_never_becomes_ready(make_client, model_dir, capsys):

@@ -18,8 +18,8 @@ from google.cloud import storage as gcs_storage
 
 from batch import shards
 from batch.__main__ import main as batch_main
-from batch.lines import batches, newlines_before
 from batch.files import InputFile
+from batch.lines import batches, newlines_before
 from model import publish
 from tests.conftest import IRIS_FEATURES, REPO
 

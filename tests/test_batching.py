@@ -140,7 +140,7 @@ def test_http_batch_with_a_bad_request_answers_everyone_else(make_client, traine
 
     def post(body):
         response = client.post("/predict", json=body)
-        return response.status_code, response.get_json()
+        return response.status_code, response.json()
 
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
         outcomes = list(pool.map(post, bodies))

@@ -1,12 +1,14 @@
-"""A short real run of the benchmark harness (`python -m bench --quick`), so it does not rot.
+"""Short real runs of the benchmark's tools, so they do not rot.
 
-It starts every system for real (our function, FastAPI, MLServer, the in-process floor), drives them
-with wrk for a second each, and checks that the JSON has every system, model and metric and that
-every answer seen was the right prediction. No timing is asserted: the figures of a one-second run
-on a shared machine mean nothing.
+`python -m bench --quick` starts every system for real (our function, FastAPI, MLServer, the
+in-process floor), drives them with wrk for a second each, and checks that the JSON has every system,
+model and metric and that every answer seen was the right prediction. `python -m bench.overhead`
+times a few hundred requests per layer of our function. No figure is compared with a target: those
+of a short run on a shared machine mean nothing.
 """
 
 import json
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
@@ -48,3 +50,42 @@ def test_bench_quick_run_reports_every_system_and_metric(tmp_path):
     chart = ElementTree.parse(svg).getroot()
     assert chart.tag.endswith("svg")
     assert len(chart.findall(".//{http://www.w3.org/2000/svg}rect")) > len(ALL_SYSTEMS) * len(plan.MODELS)
+
+
+def test_overhead_times_every_layer_of_a_request(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.overhead", "--seconds", "0", "--calls", "300", "--work", str(tmp_path)],
+        cwd=plan.REPO_DIR, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    header, *lines = done.stdout.splitlines()
+    assert header.startswith("logreg: median per single-row call, microseconds")
+    rows = [re.fullmatch(r"\s+(\d+)\s+(.+?)\s+\(\+(-?\d+)\)", line) for line in lines]
+    assert all(rows), done.stdout
+    micros = {row[2]: int(row[1]) for row in rows}
+    assert list(micros) == ["estimator.predict", "predictor (thread, batcher)", "router (read, parse, validate, log)",
+                            "ASGI app (functions-framework)"]
+    assert all(0 < value < 1_000_000 for value in micros.values()), micros
+    # Each layer wraps the one before it; the whole app cannot cost less than the model call inside it.
+    assert micros["ASGI app (functions-framework)"] > micros["estimator.predict"], micros
+
+
+def test_committed_chart_is_drawn_from_the_committed_results(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "bench.chart", str(plan.BENCH_DIR / "results.json"), str(tmp_path / "c.svg")],
+                          cwd=plan.REPO_DIR, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "c.svg").read_text() == (plan.BENCH_DIR / "results.svg").read_text()
+
+
+def test_chart_legend_stays_inside_the_picture():
+    chart = ElementTree.parse(plan.BENCH_DIR / "results.svg").getroot()
+    width = float(chart.get("width"))
+    ns = "{http://www.w3.org/2000/svg}"
+    swatches = [r for r in chart.findall(f"{ns}rect") if r.get("width") == "12" and r.get("height") == "12"]
+    assert len(swatches) == len(json.loads((plan.BENCH_DIR / "results.json").read_text())["systems"])
+    labels = {(t.get("x"), t.get("y")): t.text for t in chart.findall(f"{ns}text")}
+    for swatch in swatches:
+        x, y = float(swatch.get("x")), float(swatch.get("y"))
+        label = labels[(f"{x + 16:.0f}", f"{y + 10:.0f}")]
+        # 12 px sans-serif averages under 7 px a character.
+        assert 0 <= x and x + 16 + 7 * len(label) <= width, (label, x)

@@ -97,6 +97,24 @@ def test_client_times_out_on_a_server_that_never_answers():
     assert seconds < 10
 
 
+def test_client_retries_a_refused_connection_then_gives_up():
+    with socket.socket() as closed:  # bound, never listening: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        done = run_client(f"http://127.0.0.1:{closed.getsockname()[1]}/predict", "--features", *IRIS_ROW,
+                          "--retries", "2", "--max-wait", "0.2")
+    assert done.returncode == 2
+    assert done.stderr.count("ConnectionError; retrying") == 2, done.stderr
+    assert "refused" in done.stderr.splitlines()[-1].lower()
+
+
+@pytest.mark.parametrize(("option", "value"), [("--retries", "-1"), ("--timeout", "0"), ("--max-wait", "-2")])
+def test_client_refuses_bad_numbers_in_one_line(option, value):
+    done = run_client("http://127.0.0.1:9/predict", "--features", *IRIS_ROW, option, value)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1].startswith(f"python -m client: error: argument {option}: ")
+
+
 # --- identity tokens ------------------------------------------------------------------------------
 
 def rsa_key():

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 
+import numpy as np
 import pytest
 import requests
 from google.cloud import storage
@@ -18,7 +19,8 @@ from model.__main__ import main as model_cli
 from model.errors import ModelIntegrityError, ModelNotFound, SourceUnavailable
 from model.sources import FetchOptions, fetch
 from tests.conftest import IRIS_ROW, REPO, simultaneous_predictions
-from tests.gcs_server import StorageServer, free_port
+from tests.gcs_server import StorageServer
+from tests.net import free_port
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -55,13 +57,28 @@ def test_fetch_after_publish_returns_manifest_and_exact_artifact(server, model_d
 
     fetched = fetch("gs://models/iris", options)
 
-    assert sorted(p.name for p in fetched.path.iterdir()) == ["manifest.json", "model.skops"]
+    assert sorted(p.name for p in fetched.path.iterdir()) == ["examples.jsonl", "manifest.json", "model.skops"]
     assert (fetched.path / "model.skops").read_bytes() == (model_dir / "model.skops").read_bytes()
     manifest = json.loads((fetched.path / "manifest.json").read_text())
     assert manifest["artifact"]["generation"] == published["artifact"]["generation"]
     assert fetched.details == {"generation": published["generation"],
                                "object": f"gs://models/iris/manifest.json#{published['generation']}",
                                "artifact_generation": published["artifact"]["generation"]}
+
+
+def test_a_compiled_model_travels_with_its_onnx_file(server, tmp_path, options):
+    from model import artifact, training
+
+    training.train(tmp_path / "onnx", runtime="onnx")
+    published = publish.publish(tmp_path / "onnx", "gs://models/compiled")
+
+    fetched = fetch("gs://models/compiled", options)
+
+    assert {"manifest.json", "model.onnx"} <= {p.name for p in fetched.path.iterdir()}
+    assert published["compiled"]["generation"] == json.loads((fetched.path / "manifest.json").read_text())[
+        "compiled"]["generation"]
+    model = artifact.load(fetched.path, artifact.LoadPolicy())
+    assert model.format == "onnx" and model.estimator.predict(np.array([IRIS_ROW])).tolist() == [0]
 
 
 def test_publish_main_prints_generations_as_json(server, trained, capsys):
@@ -252,7 +269,7 @@ def test_fetch_reuses_cached_download(server, trained, options):
     second = fetch("gs://models/iris", options)
 
     assert first == second
-    assert server.downloads == {"iris/manifest.json": 1, "iris/model.skops": 1}
+    assert server.downloads == {"iris/examples.jsonl": 1, "iris/manifest.json": 1, "iris/model.skops": 1}
 
 
 def test_fetch_concurrent_first_calls_download_once(server, trained, options):
@@ -267,7 +284,7 @@ def test_fetch_concurrent_first_calls_download_once(server, trained, options):
         results = list(pool.map(first_fetch, range(8)))
 
     assert len({r.path for r in results}) == 1
-    assert server.downloads == {"iris/manifest.json": 1, "iris/model.skops": 1}
+    assert server.downloads == {"iris/examples.jsonl": 1, "iris/manifest.json": 1, "iris/model.skops": 1}
 
 
 def test_fetch_bare_artifact_returns_the_single_file(server, trained, tmp_path, options):
@@ -307,7 +324,7 @@ def test_fetch_vertex_model_directory_finds_its_joblib_with_or_without_slash(ser
 def test_fetch_published_directory_with_or_without_slash(server, trained, options, uri):
     publish.publish(trained("logreg"), "gs://models/vertex/iris")
 
-    assert sorted(p.name for p in fetch(uri, options).path.iterdir()) == ["manifest.json", "model.skops"]
+    assert sorted(p.name for p in fetch(uri, options).path.iterdir()) == ["examples.jsonl", "manifest.json", "model.skops"]
 
 
 def test_fetch_directory_with_two_pickles_and_no_manifest_names_both(server, options):
@@ -351,9 +368,9 @@ def _predict(client):
 
 
 def _unavailable_message(response) -> str:
-    assert response.status_code == 503, response.get_data(as_text=True)
+    assert response.status_code == 503, response.text
     assert int(response.headers["Retry-After"]) >= 1
-    return response.get_json()["error"]["message"]
+    return response.json()["error"]["message"]
 
 
 def _after_backoff(client):
@@ -367,10 +384,10 @@ def test_function_predicts_with_the_model_published_to_gcs(server, make_client, 
     client = make_client(MODEL_URI="gs://models/iris", **FAST_RETRY)
 
     response = _predict(client)
-    metadata = client.get("/").get_json()
+    metadata = client.get("/").json()
 
     assert response.status_code == 200
-    assert response.get_json() == {"predictions": [0], "model": {"name": "iris", "version": "1"}}
+    assert response.json() == {"predictions": [0], "model": {"name": "iris", "version": "1"}}
     assert metadata["source"]["uri"] == "gs://models/iris"
     assert metadata["source"]["generation"] == published["generation"]
     assert metadata["source"]["artifact_generation"] == published["artifact"]["generation"]
@@ -381,7 +398,7 @@ def test_function_serves_the_pinned_generation(server, make_client, trained):
     client = make_client(MODEL_URI="gs://models/iris", MODEL_GENERATION=first["generation"], **FAST_RETRY)
 
     assert _predict(client).status_code == 200
-    assert client.get("/").get_json()["source"]["generation"] == first["generation"]
+    assert client.get("/").json()["source"]["generation"] == first["generation"]
 
 
 def _missing_object(server, model_dir):
@@ -437,8 +454,8 @@ def test_function_answers_503_naming_uri_and_cause_then_recovers_without_restart
     mend()
     response = _after_backoff(client)
 
-    assert response.status_code == 200, response.get_data(as_text=True)
-    assert response.get_json()["predictions"] == [0]
+    assert response.status_code == 200, response.text
+    assert response.json()["predictions"] == [0]
 
 
 def test_function_recovers_once_the_storage_server_comes_up(tmp_path, monkeypatch, make_client, model_dir):
@@ -459,7 +476,7 @@ def test_function_recovers_once_the_storage_server_comes_up(tmp_path, monkeypatc
         late.stop()
         gcs.reset_client()
 
-    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.status_code == 200, response.text
 
 
 def test_server_process_concurrent_first_requests_download_once(server, start_server, trained):
@@ -468,7 +485,7 @@ def test_server_process_concurrent_first_requests_download_once(server, start_se
     responses = simultaneous_predictions(function.url, 16, timeout=30)
 
     assert [r.status_code for r in responses] == [200] * 16
-    assert server.downloads == {"iris/manifest.json": 1, "iris/model.skops": 1}
+    assert server.downloads == {"iris/examples.jsonl": 1, "iris/manifest.json": 1, "iris/model.skops": 1}
     source = requests.get(function.url + "/", timeout=5).json()["source"]
     assert source["generation"] == published["generation"]
 
@@ -482,4 +499,4 @@ def test_server_process_warm_up_loads_from_gcs_and_logs_the_generation(server, s
     loaded = next(json.loads(line) for line in function.log_text().splitlines() if "model loaded" in line)
     assert loaded["source"]["generation"] == published["generation"]
     assert requests.get(function.url + "/v2/health/ready", timeout=5).status_code == 200
-    assert server.downloads == {"iris/manifest.json": 1, "iris/model.skops": 1}
+    assert server.downloads == {"iris/examples.jsonl": 1, "iris/manifest.json": 1, "iris/model.skops": 1}

@@ -11,7 +11,6 @@ import json
 import os
 import pathlib
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ import uuid
 
 import pytest
 import requests
+
+from tests.net import free_port
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 BIN = pathlib.Path(sys.executable).parent
@@ -91,12 +92,6 @@ def onnx_image(podman):
     return _build(podman, "-r", "requirements-onnx.txt")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _wait_until_answering(url: str, podman: Podman, name: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -112,7 +107,7 @@ def _wait_until_answering(url: str, podman: Podman, name: str, timeout: float = 
 def running(podman: Podman, image: str, *run_args: str, port: int = 8080):
     """Runs the image detached with `port` published on 127.0.0.1; yields (name, base URL)."""
     name = f"predict-test-{uuid.uuid4().hex[:8]}"
-    host_port = _free_port()
+    host_port = free_port()
     podman("run", "--detach", "--name", name, "--publish", f"127.0.0.1:{host_port}:{port}", *run_args, image)
     try:
         url = f"http://127.0.0.1:{host_port}"
@@ -260,7 +255,7 @@ def test_image_serves_vertex_ai_routes_from_aip_storage_uri_and_runs_a_batch_tas
         client.bucket("data").blob("in/rows.jsonl").upload_from_string(f"{json.dumps(IRIS_ROW)}\n[1, 2]\n")
         # The host's network, so the container reaches the storage server on 127.0.0.1 as the object
         # links it hands out say; HOST keeps the server on 127.0.0.1 too.
-        port = _free_port()
+        port = free_port()
         vertex = {"AIP_HTTP_PORT": port, "AIP_HEALTH_ROUTE": "/v1/endpoints/1/deployedModels/2",
                   "AIP_PREDICT_ROUTE": "/v1/endpoints/1/deployedModels/2:predict", "AIP_MODE": "PREDICTION",
                   "AIP_STORAGE_URI": "gs://models/vertex/model/", "MODEL_ALLOW_PICKLE": "true",

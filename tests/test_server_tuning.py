@@ -38,6 +38,6 @@ def test_apply_refuses_to_start_when_an_internal_moved(monkeypatch):
 def test_the_framework_404_gets_the_json_shape_of_each_protocol(make_client, model_dir):
     client = make_client(MODEL_URI=model_dir, MODEL_WARMUP="false")
     plain = client.get("/favicon.ico")
-    assert plain.status_code == 404 and plain.get_json()["error"]["code"] == 404
+    assert plain.status_code == 404 and plain.json()["error"]["code"] == 404
     v2 = client.post("/v2", json={})
-    assert v2.status_code == 405 and isinstance(v2.get_json()["error"], str)
+    assert v2.status_code == 405 and isinstance(v2.json()["error"], str)

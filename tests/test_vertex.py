@@ -53,9 +53,9 @@ def test_vertex_health_and_predict_routes_serve_the_model_in_aip_storage_uri(mak
     response = client.post(PREDICT, json={"instances": [IRIS_ROW, [6.7, 3.0, 5.2, 2.3]], "parameters": {}})
 
     assert set(statuses[:-1]) <= {503}  # "model is loading" until the load ends, never a 200 before
-    assert response.status_code == 200, response.get_data(as_text=True)
-    assert response.get_json()["predictions"] == [0, 2]
-    assert client.get("/").get_json()["source"]["uri"] == vertex_dir + "/"
+    assert response.status_code == 200, response.text
+    assert response.json()["predictions"] == [0, 2]
+    assert client.get("/").json()["source"]["uri"] == vertex_dir + "/"
 
 
 def test_vertex_predict_route_takes_probabilities_and_objects(make_client, storage, trained):
@@ -66,7 +66,7 @@ def test_vertex_predict_route_takes_probabilities_and_objects(make_client, stora
 
     names = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
     body = {"instances": [dict(zip(names, IRIS_ROW))], "parameters": {"probabilities": True}}
-    reply = client.post(PREDICT, json=body).get_json()
+    reply = client.post(PREDICT, json=body).json()
 
     assert reply["predictions"] == [0] and reply["classes"] == [0, 1, 2]
     assert sum(reply["probabilities"][0]) == pytest.approx(1.0)
@@ -81,15 +81,15 @@ def test_vertex_health_route_answers_503_naming_the_uri_while_the_model_cannot_l
     health = client.get(HEALTH)
     predict = client.post(PREDICT, json={"instances": [IRIS_ROW]})
 
-    assert health.status_code == 503 and missing in health.get_json()["error"]["message"]
-    assert predict.status_code == 503 and missing in predict.get_json()["error"]["message"]
+    assert health.status_code == 503 and missing in health.json()["error"]["message"]
+    assert predict.status_code == 503 and missing in predict.json()["error"]["message"]
 
 
 def test_model_uri_wins_over_aip_storage_uri(make_client, model_dir):
     client = make_client(**VERTEX, MODEL_URI=str(model_dir), AIP_STORAGE_URI="gs://models/not-read")
 
-    assert client.post(PREDICT, json={"instances": [IRIS_ROW]}).get_json()["predictions"] == [0]
-    assert client.get("/").get_json()["source"]["uri"] == str(model_dir)
+    assert client.post(PREDICT, json={"instances": [IRIS_ROW]}).json()["predictions"] == [0]
+    assert client.get("/").json()["source"]["uri"] == str(model_dir)
 
 
 @pytest.mark.parametrize("name, value", [("AIP_HEALTH_ROUTE", "health"), ("AIP_PREDICT_ROUTE", "/p?x=1")])

@@ -319,64 +319,60 @@ def test_bad_arguments_exit_2_naming_them(monkeypatch, capsys, args, env, messag
     assert status == 2 and message in err
 
 
-# -- a model fitted on a DataFrame: strings, booleans and missing values from CSV ----------------------------
-
-FRAME_SCHEMA = {"layout": "frame", "features": [
-    {"name": "plan", "kind": "string", "nullable": False, "categories": ["basic", "pro"], "unknown": "reject"},
-    {"name": "usage", "kind": "number", "nullable": True},
-    {"name": "student", "kind": "boolean", "nullable": False},
-]}
+# -- the models users bring: a DataFrame pipeline, a text classifier, a regressor with missing values --------
 
 
 @pytest.fixture(scope="module")
-def frame_model(tmp_path_factory):
-    import pandas as pd
-    import skops.io
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder
+def user_models(tmp_path_factory):
+    """name -> (model directory packaged by `python -m model package`, the fitted source model)."""
+    from model import package
+    from tests import models
 
-    from model import manifest
-
-    rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"plan": rng.choice(["basic", "pro"], 200), "usage": rng.uniform(0, 10, 200),
-                          "student": rng.random(200) < 0.5})
-    target = ((frame.plan == "pro") & (frame.usage > 5)).astype(int)
-    estimator = make_pipeline(ColumnTransformer([("plan", OneHotEncoder(), ["plan"]),
-                                                 ("usage", SimpleImputer(), ["usage"]),
-                                                 ("student", "passthrough", ["student"])]),
-                              LogisticRegression()).fit(frame, target)
-    out = tmp_path_factory.mktemp("frame-model")
-    skops.io.dump(estimator, out / "model.skops")
-    built = manifest.build(name="plans", version="1", estimator=estimator, features=list(frame.columns),
-                           classes=[0, 1], task="classification", artifact=out / "model.skops")
-    manifest.write({**built, "schema": FRAME_SCHEMA}, out)
-    return out, estimator
+    tmp = tmp_path_factory.mktemp("user-models")
+    packaged = {}
+    for name, fitted in (("churn", models.churn_pipeline()), ("spam", models.text_classifier()),
+                         ("prices", models.nan_regressor())):
+        source = models.dump(fitted, tmp / "source", name=name)
+        package.package(source, tmp / name, sample=models.write_sample(fitted, tmp / f"{name}.jsonl"), allow_pickle=True)
+        packaged[name] = (tmp / name, fitted)
+    return packaged
 
 
-def test_csv_rows_for_a_dataframe_model_are_typed_by_its_schema(frame_model, tmp_path, monkeypatch, capsys):
-    import pandas as pd
+@pytest.mark.parametrize("name, suffix", [("churn", "csv"), ("churn", "jsonl"), ("prices", "csv"), ("spam", "jsonl")])
+def test_models_users_bring_score_their_own_rows_as_the_source_model_answers(user_models, name, suffix, tmp_path,
+                                                                          monkeypatch, capsys):
+    from tests import models
 
-    model_dir, estimator = frame_model
-    (tmp_path / "in.csv").write_text("student,usage,plan\ntrue,7.5,pro\nFALSE,,basic\n1,2,pro\n"
-                                     "yes,1,pro\nfalse,1,gold\n")
+    model_dir, fitted = user_models[name]
+    # pandas writes what users have: CSV with empty cells for missing values and True/False; JSON records.
+    rows = models.write_sample(fitted, tmp_path / f"rows.{suffix}")
 
-    status, err, _ = _in_process(monkeypatch, capsys, [tmp_path / "in.csv", tmp_path / "out"], MODEL_URI=model_dir,
-                                 MODEL_TRUSTED_TYPES=",".join(_untrusted(model_dir)))
+    status, err, _ = _in_process(monkeypatch, capsys, [rows, tmp_path / "out"], MODEL_URI=model_dir)
 
     assert status == 0, err
-    lines = [json.loads(line) for line in (tmp_path / "out" / "in-00000-of-00001.jsonl").read_text().splitlines()]
-    expected = estimator.predict(pd.DataFrame({"plan": ["pro", "basic", "pro"], "usage": [7.5, float("nan"), 2.0],
-                                               "student": [True, False, True]})).tolist()
-    assert [line.get("prediction") for line in lines[:3]] == expected
-    assert lines[1]["instance"] == [False, None, "basic"]
-    assert lines[3]["error"] == "row 3, feature 2 (student) must be true or false, got string"
-    assert lines[4]["error"].startswith("row 4, feature 0 (plan) is 'gold', a category the model does not know")
+    lines = [json.loads(line) for line in (tmp_path / "out" / "rows-00000-of-00001.jsonl").read_text().splitlines()]
+    assert [line.get("error") for line in lines] == [None] * len(lines)
+    assert [line["prediction"] for line in lines] == fitted.estimator.predict(fitted.rows).tolist()
 
 
-def _untrusted(model_dir) -> list[str]:
-    import skops.io
+def test_csv_cells_of_a_dataframe_model_are_typed_and_the_ones_it_cannot_take_are_error_lines(
+        user_models, tmp_path, monkeypatch, capsys):
+    import pandas as pd
 
-    return skops.io.get_untrusted_types(file=model_dir / "model.skops")
+    model_dir, fitted = user_models["churn"]
+    (tmp_path / "rows.csv").write_text("senior,payment,contract,monthly_charges,tenure_months\n"
+                                       "false,card,one-year,,12\nTRUE,card,lifetime,70.5,3\nmaybe,bank,two-year,20,1\n"
+                                       "0,,month-to-month,20,1.5\n")
+
+    status, err, _ = _in_process(monkeypatch, capsys, [tmp_path / "rows.csv", tmp_path / "out"], MODEL_URI=model_dir)
+
+    assert status == 0, err
+    lines = [json.loads(line) for line in (tmp_path / "out" / "rows-00000-of-00001.jsonl").read_text().splitlines()]
+    good = pd.DataFrame({"tenure_months": [12.0, 1.5], "monthly_charges": [float("nan"), 20.0],
+                         "contract": ["one-year", "month-to-month"], "payment": ["card", None], "senior": [False, False]})
+    assert [lines[0], lines[3]] == [
+        {"instance": [False, "card", "one-year", None, 12.0], "prediction": fitted.estimator.predict(good)[0]},
+        {"instance": [False, None, "month-to-month", 20.0, 1.5], "prediction": fitted.estimator.predict(good)[1]}]
+    assert lines[1]["error"].startswith("row 1, feature 2 (contract) is 'lifetime', a category the model does not know")
+    assert lines[2] == {"instance": ["maybe", "bank", "two-year", 20.0, 1.0],
+                        "error": "row 2, feature 4 (senior) must be true or false, got string"}

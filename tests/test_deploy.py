@@ -17,19 +17,10 @@ from tests.fakes.release_env import (
     PROJECT,
     ROOT,
     SERVICE,
-    gcloud_or_explain,
     run_release,
 )
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture(scope="session")
-def gcloud_config(tmp_path_factory):
-    found, problem = gcloud_or_explain()
-    if not found:
-        pytest.fail(problem)
-    return tmp_path_factory.mktemp("gcloud-config")
 
 
 @pytest.fixture

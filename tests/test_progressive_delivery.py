@@ -20,18 +20,10 @@ import pytest
 from release import canary as canaries
 from release import monitoring
 from tests.fakes.cloud_run import FakeCloudRun
-from tests.fakes.release_env import ROOT, SERVICE, Load, gcloud_or_explain, run_release
+from tests.fakes.release_env import ROOT, SERVICE, Load, run_release
 
 pytestmark = pytest.mark.timeout(300)
 FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
-
-
-@pytest.fixture(scope="module")
-def gcloud_config(tmp_path_factory):
-    found, problem = gcloud_or_explain()
-    if not found:
-        pytest.fail(problem)
-    return tmp_path_factory.mktemp("gcloud-config")
 
 
 def _held_out_rows():

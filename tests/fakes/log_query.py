@@ -25,6 +25,11 @@ _VALUE = re.compile(rf'{_QUOTED}|[^\s()"]+')
 _KEYWORD = re.compile(r"(AND|OR|NOT)(?=[\s(]|$)")
 
 
+def _segments(path):
+    """A field path's parts: `labels."k8s-pod/app"` is ("labels", "k8s-pod/app")."""
+    return tuple(_unquote(part) for part in re.findall(rf"{_QUOTED}|[^.]+", path))
+
+
 def _unquote(text):
     return re.sub(r"\\(.)", r"\1", text[1:-1]) if text.startswith('"') else text
 
@@ -95,7 +100,7 @@ class _Parser:
         value = self._take(_VALUE)
         if not value:
             self._fail("a value")
-        parts = tuple(_unquote(part) for part in re.findall(rf"{_QUOTED}|[^.]+", path.group(0)))
+        parts = _segments(path.group(0))
         raw = value.group(0)
         return ("compare", parts, operator.group(0), _unquote(raw), raw.startswith('"'))
 
@@ -129,9 +134,9 @@ def _check(tree):
 
 
 def field(entry, path):
-    """The value at a dotted path (a string, or parts already split) of a LogEntry; _MISSING if absent."""
+    """The value at a field path (text, or parts already split) of a LogEntry; _MISSING if absent."""
     value = entry
-    for part in path.split(".") if isinstance(path, str) else path:
+    for part in _segments(path) if isinstance(path, str) else path:
         if not isinstance(value, dict) or part not in value:
             return _MISSING
         value = value[part]

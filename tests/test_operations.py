@@ -57,7 +57,8 @@ class Ops:
     def __init__(self, fake, world, config_dir):
         self.fake, self.world = fake, world
         self.config_dir = config_dir
-        # An access token file is a real gcloud credential: every call carries it, as with a login.
+        # The fake's access token file (gcloud_env) is a real gcloud credential: with credentials
+        # enabled, every call carries it, as with a login.
         self.env = {**world.env(), "CLOUDSDK_AUTH_DISABLE_CREDENTIALS": None, "CLOUDSDK_CORE_DISABLE_FILE_LOGGING": "true",
                     "GITHUB_REPO": GITHUB_REPO, "MODEL_URI": MODEL_URI, "RUN_SERVICE_ACCOUNT": RUNTIME}
 

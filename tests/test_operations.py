@@ -48,7 +48,7 @@ NUMBER = "123456789012"
 PRINCIPAL = (f"principalSet://iam.googleapis.com/projects/{NUMBER}/locations/global/workloadIdentityPools/github/"
              f"attribute.repository/{GITHUB_REPO}")
 CONDITION = f"assertion.repository == '{GITHUB_REPO}'"
-SETUP_STEPS = 12
+SETUP_STEPS = 14
 
 
 class Ops:
@@ -211,7 +211,7 @@ def test_setup_creates_the_one_time_set_up(healthy, released):
     assert accounts[DEPLOYER]["policy"].members("roles/iam.workloadIdentityUser") == {PRINCIPAL}
     assert accounts[RUNTIME]["policy"].members("roles/iam.serviceAccountUser") == {f"serviceAccount:{DEPLOYER}"}
     project_policy = world.resource_manager.state["policy"]
-    for role in ("roles/run.developer", "roles/run.invoker"):
+    for role in ("roles/run.developer", "roles/run.invoker", "roles/logging.viewer", "roles/monitoring.viewer"):
         assert project_policy.members(role) == {f"serviceAccount:{DEPLOYER}"}
     repo_policy = world.registry.state["repos"][(REGION, "releases")]["policy"]
     assert repo_policy.members("roles/artifactregistry.writer") == {f"serviceAccount:{DEPLOYER}"}
@@ -368,7 +368,7 @@ def test_setup_repairs_only_what_is_broken(healthy):
     assert [method for method, _ in done] == ["POST", "POST", "PATCH", "POST", "POST"], done
     assert [path.rsplit("/", 1)[-1] for _, path in done] == [
         "sts.googleapis.com:enable", "github:undelete", "github", f"{DEPLOYER}:enable", f"{PROJECT}:setIamPolicy"]
-    assert "ran 5 of 12 steps; 7 were in place" in out
+    assert f"ran 5 of {SETUP_STEPS} steps; {SETUP_STEPS - 5} were in place" in out
     assert "sts.googleapis.com" in world.service_usage.state["enabled"]
     assert world.iam.state["pools"]["github"]["pool"]["state"] == "ACTIVE"
     assert world.iam.state["pools"]["github"]["providers"]["github"]["attributeCondition"] == CONDITION

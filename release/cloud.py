@@ -7,21 +7,19 @@ doctor's reads of the service too, so that they run side by side with the rest.
 """
 
 import json
-import os
 import re
 import shlex
-import shutil
 import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
+from release import gcloud
 from release.errors import ReleaseError
-from release.gcloud import _last_error
+from release.gcloud import error_line
 
 # gcloud's own start-up is most of a call's cost, so a few at once save most of the wait.
 _WORKERS = 4
 _NOT_FOUND = re.compile(r"\bNOT_FOUND\b|\bnot found\b|\bdoes not exist\.|\b404\b|\bCannot find\b")
-_AUTH_NOTE = re.compile(r"\s*This command is authenticated .*$")
 
 
 class NotFound(ReleaseError):
@@ -33,10 +31,7 @@ class Cloud:
 
     def __init__(self, project, binary=None):
         self.project = project
-        self.binary = binary or os.environ.get("GCLOUD", "gcloud")
-        if shutil.which(self.binary) is None:
-            raise ReleaseError(f"gcloud CLI not found ({self.binary}); install the Google Cloud SDK "
-                               "or set GCLOUD to its path")
+        self.binary = gcloud.binary(binary)
 
     def shown(self, *args):
         """The command as a user would type it (what setup prints and doctor suggests)."""
@@ -75,11 +70,7 @@ class Cloud:
 
     def access_token(self):
         """gcloud's OAuth access token; raises ReleaseError when gcloud has no credentials."""
-        result = subprocess.run([self.binary, "auth", "print-access-token", "--quiet"], capture_output=True,
-                                text=True, check=False)
-        if result.returncode != 0 or not result.stdout.strip():
-            raise ReleaseError("gcloud has no credentials (" + (error_line(result.stderr) or "no token") + ")")
-        return result.stdout.strip()
+        return gcloud.token(self.binary, ["auth", "print-access-token"], "log in with `gcloud auth login`")
 
 
 def _quoted(arg):
@@ -102,7 +93,3 @@ def _catching(call):
     except ReleaseError as error:
         return error
 
-
-def error_line(stderr):
-    """gcloud's last ERROR line without its note about which credentials it used."""
-    return _AUTH_NOTE.sub("", _last_error(stderr))

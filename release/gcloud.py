@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -10,16 +11,40 @@ import threading
 from release import traffic
 from release.errors import ReleaseError
 
+_AUTH_NOTE = re.compile(r"\s*This command is authenticated .*$")
+
+
+def binary(path=None):
+    """The gcloud to run: `path`, else GCLOUD, else gcloud on PATH; ReleaseError when there is none."""
+    found = path or os.environ.get("GCLOUD", "gcloud")
+    if shutil.which(found) is None:
+        raise ReleaseError(f"gcloud CLI not found ({found}); install the Google Cloud SDK or set GCLOUD to its path")
+    return found
+
+
+def error_line(stderr):
+    """What went wrong, from gcloud's stderr: its last ERROR line (else its last line), without the
+    note about which credentials the call used."""
+    lines = [line.strip() for line in (stderr or "").splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("ERROR:")]
+    return _AUTH_NOTE.sub("", (errors or lines or [""])[-1])
+
+
+def token(path, args, hint, kind="access"):
+    """What `gcloud auth print-access-token` (or print-identity-token) prints; ReleaseError naming
+    `hint` when gcloud has no credentials."""
+    result = subprocess.run([path, *args, "--quiet"], capture_output=True, text=True, check=False)
+    if result.returncode != 0 or not result.stdout.strip():
+        raise ReleaseError(f"no {kind} token from gcloud ({error_line(result.stderr) or 'failed'}); {hint}")
+    return result.stdout.strip()
+
 
 class Gcloud:
     """Runs `gcloud ...` for one Target; GCLOUD overrides the binary."""
 
-    def __init__(self, target, binary=None):
+    def __init__(self, target, binary_path=None):
         self.target = target
-        self.binary = binary or os.environ.get("GCLOUD", "gcloud")
-        if shutil.which(self.binary) is None:
-            raise ReleaseError(f"gcloud CLI not found ({self.binary}); install the Google Cloud SDK "
-                               "or set GCLOUD to its path")
+        self.binary = binary(binary_path)
 
     def _run(self, args, show_progress, regional=True):
         command = [self.binary, *args, f"--project={self.target.project}",
@@ -42,7 +67,7 @@ class Gcloud:
             stdout, stderr = process.communicate()
         process.wait()
         if process.returncode != 0:
-            raise ReleaseError(_last_error(stderr) or f"gcloud {' '.join(args[:3])} failed "
+            raise ReleaseError(error_line(stderr) or f"gcloud {' '.join(args[:3])} failed "
                                f"(exit {process.returncode})")
         return stdout
 
@@ -102,21 +127,8 @@ class Gcloud:
 
     def access_token(self):
         """An OAuth access token for Google APIs gcloud has no command for (Cloud Monitoring reads)."""
-        return self._token(["auth", "print-access-token"], "log in with `gcloud auth login`")
+        return token(self.binary, ["auth", "print-access-token"], "log in with `gcloud auth login`")
 
     def identity_token(self, audience=None):
         args = ["auth", "print-identity-token"] + ([f"--audiences={audience}"] if audience else [])
-        return self._token(args, "log in with `gcloud auth login` or set SMOKE_TOKEN", "identity")
-
-    def _token(self, args, hint, kind="access"):
-        result = subprocess.run([self.binary, *args, "--quiet"], capture_output=True, text=True, check=False)
-        if result.returncode != 0 or not result.stdout.strip():
-            raise ReleaseError(f"no {kind} token from gcloud (" + (_last_error(result.stderr) or "failed")
-                               + f"); {hint}")
-        return result.stdout.strip()
-
-
-def _last_error(stderr):
-    lines = [line.strip() for line in (stderr or "").splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("ERROR:")]
-    return (errors or lines or [""])[-1]
+        return token(self.binary, args, "log in with `gcloud auth login` or set SMOKE_TOKEN", "identity")

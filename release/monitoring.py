@@ -1,11 +1,11 @@
 """Cloud Run's request metrics per revision, read from Cloud Monitoring's REST API (timeSeries.list).
 
-gcloud has no command that reads time series, so this calls the API itself with the standard
-library and gcloud's access token (`gcloud auth print-access-token`; the caller needs
-roles/monitoring.viewer). It goes where gcloud would: CLOUDSDK_API_ENDPOINT_OVERRIDES_MONITORING if
-set (gcloud's own endpoint override), else https://monitoring.googleapis.com/, through gcloud's HTTP
-proxy when the environment sets one (CLOUDSDK_PROXY_TYPE=http, CLOUDSDK_PROXY_ADDRESS,
-CLOUDSDK_PROXY_PORT), else through the usual https_proxy/http_proxy variables.
+gcloud has no command that reads time series, so this calls the API itself (release.rest) with
+gcloud's access token (`gcloud auth print-access-token`; the caller needs roles/monitoring.viewer).
+It goes where gcloud would: CLOUDSDK_API_ENDPOINT_OVERRIDES_MONITORING if set (gcloud's own endpoint
+override), else https://monitoring.googleapis.com/, through gcloud's HTTP proxy when the environment
+sets one (CLOUDSDK_PROXY_TYPE=http, CLOUDSDK_PROXY_ADDRESS, CLOUDSDK_PROXY_PORT), else through the
+usual https_proxy/http_proxy variables.
 
 Metrics: `run.googleapis.com/request_count` (summed; 5xx by the `response_code_class` label) and
 `run.googleapis.com/request_latencies` (distributions merged, p99 interpolated within buckets), for
@@ -14,17 +14,13 @@ appear up to a few minutes late, which is why a watch should last well beyond th
 """
 
 import datetime
-import json
 import os
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
-from urllib.parse import urlencode
 
+from release import rest
 from release.errors import ReleaseError
 
-DEFAULT_ENDPOINT = "https://monitoring.googleapis.com/"
 REQUEST_COUNT = "run.googleapis.com/request_count"
 REQUEST_LATENCIES = "run.googleapis.com/request_latencies"
 _TOKEN_LIFE_S = 600  # gcloud's tokens last an hour; ask again well before that
@@ -82,49 +78,26 @@ class Monitoring:
         self.target = target
         self._token_source = token
         self._token, self._token_at = None, 0.0
-        self.endpoint = (environ.get("CLOUDSDK_API_ENDPOINT_OVERRIDES_MONITORING") or DEFAULT_ENDPOINT).rstrip("/") + "/"
-        handlers = []
-        if environ.get("CLOUDSDK_PROXY_TYPE", "").lower() == "http" and environ.get("CLOUDSDK_PROXY_ADDRESS"):
-            proxy = f"http://{environ['CLOUDSDK_PROXY_ADDRESS']}:{environ.get('CLOUDSDK_PROXY_PORT', '80')}"
-            handlers.append(urllib.request.ProxyHandler({"http": proxy, "https": proxy}))
-        self._opener = urllib.request.build_opener(*handlers)
+        self.api = rest.Api("monitoring", self._bearer, environ)
 
     def _bearer(self):
         if self._token is None or time.monotonic() - self._token_at > _TOKEN_LIFE_S:
             self._token, self._token_at = self._token_source(), time.monotonic()
         return self._token
 
-    def _get(self, params):
-        url = f"{self.endpoint}v3/projects/{self.target.project}/timeSeries?{urlencode(params)}"
-        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {self._bearer()}",
-                                                       "Accept": "application/json"})
-        try:
-            with self._opener.open(request, timeout=30) as answer:
-                return json.loads(answer.read() or b"{}")
-        except urllib.error.HTTPError as error:
-            try:
-                message = json.loads(error.read()).get("error", {}).get("message", "")
-            except ValueError:
-                message = ""
-            hint = "; reading metrics needs roles/monitoring.viewer" if error.code in (401, 403) else ""
-            raise ReleaseError(f"Cloud Monitoring answered {error.code}: {message or error.reason}{hint}") from None
-        except (urllib.error.URLError, OSError) as error:
-            raise ReleaseError(f"Cloud Monitoring unreachable at {self.endpoint}: "
-                               f"{getattr(error, 'reason', error)}") from None
-
     def _series(self, metric, start, end):
-        params = {
+        query = {
             "filter": (f'metric.type = "{metric}" AND resource.type = "cloud_run_revision" AND '
                        f'resource.labels.service_name = "{self.target.service}"'),
             "interval.startTime": _stamp(start), "interval.endTime": _stamp(end),
         }
-        series = []
-        while True:
-            page = self._get(params)
-            series.extend(page.get("timeSeries", []))
-            if not page.get("nextPageToken"):
-                return series
-            params["pageToken"] = page["nextPageToken"]
+        try:
+            return self.api.list(f"v3/projects/{self.target.project}/timeSeries", "timeSeries", query)
+        except rest.HttpError as error:
+            hint = "; reading metrics needs roles/monitoring.viewer" if error.code in (401, 403) else ""
+            raise ReleaseError(f"Cloud Monitoring answered {error.code}: {error.detail}{hint}") from None
+        except rest.Unreachable as error:
+            raise ReleaseError(f"Cloud Monitoring unreachable: {error}") from None
 
     def figures(self, start, end):
         """{revision: Figures} for every revision of the service with data in [start, end]."""

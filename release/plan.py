@@ -19,6 +19,10 @@ _BROADER = {
     "roles/artifactregistry.writer": {"roles/artifactregistry.repoAdmin", "roles/artifactregistry.admin",
                                       "roles/editor", "roles/owner"},
     "roles/iam.serviceAccountUser": {"roles/editor", "roles/owner"},
+    "roles/logging.viewer": {"roles/logging.privateLogViewer", "roles/logging.admin", "roles/viewer", "roles/editor",
+                             "roles/owner"},
+    "roles/monitoring.viewer": {"roles/monitoring.editor", "roles/monitoring.admin", "roles/viewer", "roles/editor",
+                                "roles/owner"},
     OBJECT_READER: {"roles/storage.objectUser", "roles/storage.objectAdmin", "roles/storage.admin",
                     "roles/storage.legacyObjectReader", "roles/storage.legacyObjectOwner", "roles/editor",
                     "roles/owner", "roles/viewer"},
@@ -49,6 +53,7 @@ def steps(names, inventory):
     deployer = f"serviceAccount:{names.deployer}"
     runtime = f"serviceAccount:{names.runtime}"
     repo = ("artifacts", "repositories", "add-iam-policy-binding", names.repo, f"--location={names.region}")
+    on_project = ("projects", "add-iam-policy-binding", names.project)
     result = [_apis(inventory), _repository(names, inventory), _pool(inventory), _provider(names, inventory),
               _account(inventory, names.deployer, "deployer", "Releases from GitHub Actions"),
               _account(inventory, names.runtime, "runtime", f"{names.service} on Cloud Run"),
@@ -56,10 +61,14 @@ def steps(names, inventory):
                        ("iam", "service-accounts", "add-iam-policy-binding", names.deployer),
                        "roles/iam.workloadIdentityUser", names.principal(number) if names.github_repo else None,
                        f"workflows of {names.github_repo or 'GITHUB_REPO'} may act as {names.deployer}"),
-              _binding(inventory, "deployer", "policy:project", ("projects", "add-iam-policy-binding", names.project),
-                       "roles/run.developer", deployer, f"{names.deployer} may deploy to Cloud Run"),
-              _binding(inventory, "deployer", "policy:project", ("projects", "add-iam-policy-binding", names.project),
-                       "roles/run.invoker", deployer, f"{names.deployer} may call the service (smoke tests)"),
+              _binding(inventory, "deployer", "policy:project", on_project, "roles/run.developer", deployer,
+                       f"{names.deployer} may deploy to Cloud Run"),
+              _binding(inventory, "deployer", "policy:project", on_project, "roles/run.invoker", deployer,
+                       f"{names.deployer} may call the service (smoke tests, compare)"),
+              _binding(inventory, "deployer", "policy:project", on_project, "roles/logging.viewer", deployer,
+                       f"{names.deployer} may read why a revision failed to start"),
+              _binding(inventory, "deployer", "policy:project", on_project, "roles/monitoring.viewer", deployer,
+                       f"{names.deployer} may read a canary's metrics"),
               _binding(inventory, "deployer", "policy:repo", repo, "roles/artifactregistry.writer", deployer,
                        f"{names.deployer} may push to {names.repo}"),
               _binding(inventory, "deployer", "policy:runtime",

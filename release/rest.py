@@ -1,4 +1,5 @@
-"""Google REST calls for what the installed gcloud has no GA command for (Monitoring alert policies).
+"""Google REST calls for what the installed gcloud has no GA command for (Monitoring alert policies
+and time series).
 
 They go where gcloud would send them: the API's CLOUDSDK_API_ENDPOINT_OVERRIDES_<API> when set
 (else https://<api>.googleapis.com/), through gcloud's CLOUDSDK_PROXY_* proxy when set (else the
@@ -16,20 +17,33 @@ from release.errors import ReleaseError
 _TIMEOUT_S = 30
 
 
+class HttpError(ReleaseError):
+    """The API answered an error: `code` is its HTTP status, `detail` its "STATUS: message"."""
+
+    def __init__(self, method, url, code, detail):
+        super().__init__(f"{method} {url}: {code} {detail}")
+        self.code, self.detail = code, detail
+
+
+class Unreachable(ReleaseError):
+    """No answer at all (no route, refused, timed out)."""
+
+
 class Api:
-    """One Google API (e.g. "monitoring") called with a bearer token."""
+    """One Google API (e.g. "monitoring") called with a bearer token: `token` is the token, or a
+    function returning it (asked before every call, so it may renew one that expires)."""
 
     def __init__(self, name, token, environ=os.environ):
         override = environ.get(f"CLOUDSDK_API_ENDPOINT_OVERRIDES_{name.upper()}")
         self.base = (override or f"https://{name}.googleapis.com/").rstrip("/") + "/"
-        self.token = token
+        self._token = token if callable(token) else lambda: token
         self.opener = urllib.request.build_opener(*_proxy(environ))
 
     def call(self, method, path, body=None, query=None):
         url = self.base + path.lstrip("/")
         if query:
             url += "?" + urllib.parse.urlencode(query)
-        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
+        headers = {"Authorization": f"Bearer {self._token()}", "Accept": "application/json"}
         data = None
         if body is not None:
             data = json.dumps(body).encode()
@@ -39,19 +53,19 @@ class Api:
             with self.opener.open(request, timeout=_TIMEOUT_S) as response:
                 return json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as error:
-            raise ReleaseError(f"{method} {url}: {error.code} {_google_message(error.read())}") from None
+            raise HttpError(method, url, error.code, _google_message(error.read())) from None
         except (urllib.error.URLError, OSError) as error:
-            raise ReleaseError(f"{method} {url}: {getattr(error, 'reason', error)}") from None
+            raise Unreachable(f"{method} {url}: {getattr(error, 'reason', error)}") from None
 
-    def list(self, path, field):
+    def list(self, path, field, query=None):
         """Every item of a paged list (the API's nextPageToken)."""
-        items, token = [], None
+        items, query = [], dict(query or {})
         while True:
-            page = self.call("GET", path, query={"pageToken": token} if token else None)
+            page = self.call("GET", path, query=query or None)
             items += page.get(field, [])
-            token = page.get("nextPageToken")
-            if not token:
+            if not page.get("nextPageToken"):
                 return items
+            query["pageToken"] = page["nextPageToken"]
 
 
 def _proxy(environ):

@@ -2,7 +2,9 @@
 
 Every revision is a real local process of the function, ready once its startup probe passes.
 Every scenario ends by asserting the fake's traffic table ({revision: percent}). gcloud costs
-about a second per call, so scenarios chain several steps rather than repeating set-ups.
+about a second per call and a revision a few seconds to start, so scenarios chain several steps,
+and those that start from v1.0.0 serving with v1.1.0 beside it share one such service, deployed once
+and put back as it was (FakeCloudRun.restore) before each of them.
 """
 
 import json
@@ -17,19 +19,10 @@ from tests.fakes.release_env import (
     PROJECT,
     ROOT,
     SERVICE,
-    gcloud_or_explain,
     run_release,
 )
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture(scope="session")
-def gcloud_config(tmp_path_factory):
-    found, problem = gcloud_or_explain()
-    if not found:
-        pytest.fail(problem)
-    return tmp_path_factory.mktemp("gcloud-config")
 
 
 @pytest.fixture
@@ -97,16 +90,49 @@ def test_deploy_makes_public_service_only_when_asked(fake, release):
     assert fake.state.traffic(SERVICE) == {revision(fake, "v1.0.0"): 100}
 
 
-def test_deploy_second_version_gets_no_traffic_and_rerun_is_safe(fake, release):
-    ok(release("deploy", "v1.0.0"))
-    out = ok(release("deploy", "v1.1.0", "--image", f"{IMAGE_REPO}@sha256:{'a' * 64}"))
+DIGEST = f"{IMAGE_REPO}@sha256:{'a' * 64}"
+
+
+@pytest.fixture(scope="module")
+def deployed_twice(gcloud_config):
+    """One fake holding v1.0.0 (serving) and v1.1.0 (no traffic, from an image digest), deployed once:
+    the fake, what the second deploy printed, and the state to put back."""
+    server = FakeCloudRun().start()
+    # A tag URL that is not local, so smoke must ask gcloud for an identity token for it.
+    server.state.tag_urls["v1-1-0"] = "https://v1-1-0---predictor-abc123xyz-ew.a.run.app"
+    try:
+        ok(run_release(server, gcloud_config, "deploy", "v1.0.0"))
+        out = ok(run_release(server, gcloud_config, "deploy", "v1.1.0", "--image", DIGEST))
+        yield server, out, server.snapshot()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def two_versions(deployed_twice):
+    """The fake with v1.0.0 serving and v1.1.0 beside it, as just deployed, whatever the last test did."""
+    server, _, snapshot = deployed_twice
+    server.restore(snapshot)
+    server.front.clear_faults()
+    return server
+
+
+@pytest.fixture
+def release_two(two_versions, gcloud_config):
+    """release(*args, **env) against the fake of `two_versions`."""
+    return lambda *args, **env: run_release(two_versions, gcloud_config, *args, **env)
+
+
+def test_deploy_second_version_gets_no_traffic_and_rerun_is_safe(deployed_twice, two_versions, release_two):
+    fake, out, _ = deployed_twice
+    release = release_two
     first, second = revision(fake, "v1.0.0"), revision(fake, "v1.1.0")
     assert first != second
     assert out[-1] == fake.state.url_for(SERVICE, "v1-1-0")
-    assert fake.state.revisions[second]["spec"]["containers"][0]["image"].endswith("a" * 64)
+    assert fake.state.revisions[second]["spec"]["containers"][0]["image"] == DIGEST
     writes = fake.state.mutations()
 
-    again = ok(release("deploy", "v1.1.0", f"--image={IMAGE_REPO}@sha256:{'a' * 64}"))
+    again = ok(release("deploy", "v1.1.0", f"--image={DIGEST}"))
     assert again[-1] == out[-1]
     other = release("deploy", "v1.1.0")  # same version, another image: versions are immutable
     assert other.returncode == 1 and "already deployed" in other.stderr
@@ -116,9 +142,8 @@ def test_deploy_second_version_gets_no_traffic_and_rerun_is_safe(fake, release):
     assert fake.state.traffic(SERVICE) == {first: 100}
 
 
-def test_canary_split_then_promote_and_status(fake, release):
-    ok(release("deploy", "v1.0.0"))
-    ok(release("deploy", "v1.1.0"))
+def test_canary_split_then_promote_and_status(two_versions, release_two):
+    fake, release = two_versions, release_two
     first, second = revision(fake, "v1.0.0"), revision(fake, "v1.1.0")
 
     ok(release("canary", "v1.1.0", "10"))
@@ -139,9 +164,9 @@ def test_canary_split_then_promote_and_status(fake, release):
     assert "REVISION" in table and f"{second}  v1.1.0   100%" in table
 
 
-def test_rollback_to_previous_and_named_version_and_later_deploy_stays_pinned(fake, release):
-    for version in ("v1.0.0", "v1.1.0", "v2.0.0"):
-        ok(release("deploy", version))
+def test_rollback_to_previous_and_named_version_and_later_deploy_stays_pinned(two_versions, release_two):
+    fake, release = two_versions, release_two
+    ok(release("deploy", "v2.0.0"))
     v1, v11, v2 = (revision(fake, v) for v in ("v1.0.0", "v1.1.0", "v2.0.0"))
     ok(release("promote", "v1.1.0"))
     ok(release("promote", "v2.0.0"))
@@ -157,20 +182,6 @@ def test_rollback_to_previous_and_named_version_and_later_deploy_stays_pinned(fa
     assert fake.state.traffic(SERVICE) == {v1: 100}
     ok(release("rollback"))  # the previous of a rollback is the revision it moved away from
     assert fake.state.traffic(SERVICE) == {v11: 100}
-
-
-@pytest.fixture(scope="module")
-def two_versions(gcloud_config):
-    """One fake holding v1.0.0 (serving) and v1.1.0 (no traffic), shared by the bad-input cases."""
-    server = FakeCloudRun().start()
-    # A tag URL that is not local, so smoke must ask gcloud for an identity token for it.
-    server.state.tag_urls["v1-1-0"] = "https://v1-1-0---predictor-abc123xyz-ew.a.run.app"
-    try:
-        for version in ("v1.0.0", "v1.1.0"):
-            ok(run_release(server, gcloud_config, "deploy", version))
-        yield server
-    finally:
-        server.stop()
 
 
 BAD_INPUTS = [
@@ -253,9 +264,8 @@ def test_deploy_without_arguments_prints_usage():
         assert name in helped.stdout
 
 
-def test_smoke_passes_through_the_tag_url_of_a_ready_revision(fake, release):
-    ok(release("deploy", "v1.0.0"))
-
+def test_smoke_passes_through_the_tag_url_of_a_ready_revision(two_versions, release_two):
+    fake, release = two_versions, release_two
     report = json.loads(ok(release("smoke", "v1.0.0"))[-1])
 
     assert report["url"] == fake.state.url_for(SERVICE, "v1-0-0")
@@ -263,14 +273,14 @@ def test_smoke_passes_through_the_tag_url_of_a_ready_revision(fake, release):
     assert fake.state.traffic(SERVICE) == {revision(fake, "v1.0.0"): 100}
 
 
-def test_smoke_fails_when_the_revision_cannot_serve(fake, release):
-    fake.state.tag_urls["v1-1-0"] = "http://127.0.0.1:9"  # nothing listens on the discard port
-    ok(release("deploy", "v1.0.0"))
-    ok(release("deploy", "v1.1.0"))
+def test_smoke_fails_when_the_revision_cannot_serve(two_versions, release_two):
+    fake, release = two_versions, release_two
+    fake.state.tag_urls["v1-2-0"] = "http://127.0.0.1:9"  # nothing listens on the discard port
+    ok(release("deploy", "v1.2.0"))
     fake.front.fault(revision(fake, "v1.0.0"), status=503)  # as when its instance stops answering
 
     not_ready = release("smoke", "v1.0.0", SMOKE_WAIT="1")
-    unreachable = release("smoke", "v1.1.0", SMOKE_WAIT="1")
+    unreachable = release("smoke", "v1.2.0", SMOKE_WAIT="1")
 
     assert not_ready.returncode == 1 and "not ready" in not_ready.stderr
     assert unreachable.returncode == 1 and "not ready" in unreachable.stderr

@@ -3,13 +3,17 @@ Google APIs around Cloud Run (tests/fakes/google_project.py), answered through t
 
 One project is set up once (setup --dry-run, setup, setup again), released to once and checked
 healthy once; every broken project is a copy of it with a few things broken, put back afterwards.
+The release is a real process of the function that loads its model from gs://models/iris/1 on a
+real Cloud Storage server (tests/gcs_server.py), and its output is what Cloud Logging holds.
 gcloud costs about a second per call, so each broken copy breaks several independent things and
 doctor must name each of them, with its fix, and nothing else.
 """
 
-import copy
 import json
+import os
 import subprocess
+import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -19,29 +23,32 @@ from release.observe import definitions
 from release.project import pinned_repository
 from tests.conftest import Server
 from tests.fakes.cloud_run import FakeCloudRun
+from tests.fakes.google_api import ApiError
 from tests.fakes.google_project import GoogleProject
-from tests.fakes.log_entries import cloud_run_entry, field, selects
+from tests.fakes.log_query import field, parse, selects
+from tests.fakes.logging_api import LogStore, revision_labels
 from tests.fakes.release_env import (
     IMAGE_REPO,
     PROJECT,
     REGION,
     ROOT,
     SERVICE,
-    gcloud_or_explain,
     run_release,
 )
+from tests.gcs_server import StorageServer
 
 pytestmark = pytest.mark.timeout(600)
 
 GITHUB_REPO = "acme/predictor"
 BUCKET = "models"
+MODEL_URI = f"gs://{BUCKET}/iris/1"
 DEPLOYER = f"deployer@{PROJECT}.iam.gserviceaccount.com"
 RUNTIME = f"{SERVICE}-runtime@{PROJECT}.iam.gserviceaccount.com"
 NUMBER = "123456789012"
 PRINCIPAL = (f"principalSet://iam.googleapis.com/projects/{NUMBER}/locations/global/workloadIdentityPools/github/"
              f"attribute.repository/{GITHUB_REPO}")
 CONDITION = f"assertion.repository == '{GITHUB_REPO}'"
-SETUP_STEPS = 12
+SETUP_STEPS = 14
 
 
 class Ops:
@@ -49,36 +56,26 @@ class Ops:
 
     def __init__(self, fake, world, config_dir):
         self.fake, self.world = fake, world
-        token = config_dir / "access-token"
-        token.write_text("stand-in-access-token\n")
         self.config_dir = config_dir
-        # An access token file is a real gcloud credential: every call carries it, as with a login.
-        self.env = {**world.env(), "CLOUDSDK_AUTH_DISABLE_CREDENTIALS": None,
-                    "CLOUDSDK_AUTH_ACCESS_TOKEN_FILE": str(token), "CLOUDSDK_CORE_DISABLE_FILE_LOGGING": "true",
-                    "GITHUB_REPO": GITHUB_REPO, "MODEL_URI": f"gs://{BUCKET}/iris/1", "RUN_SERVICE_ACCOUNT": RUNTIME}
+        # The fake's access token file (gcloud_env) is a real gcloud credential: with credentials
+        # enabled, every call carries it, as with a login.
+        self.env = {**world.env(), "CLOUDSDK_AUTH_DISABLE_CREDENTIALS": None, "CLOUDSDK_CORE_DISABLE_FILE_LOGGING": "true",
+                    "GITHUB_REPO": GITHUB_REPO, "MODEL_URI": MODEL_URI, "RUN_SERVICE_ACCOUNT": RUNTIME}
 
     def run(self, *args, **env):
         return run_release(self.fake, self.config_dir, *args, timeout=300, **{**self.env, **env})
 
     def save(self):
-        with self.fake.state.lock:
-            run = copy.deepcopy((self.fake.state.services, self.fake.state.revisions, self.fake.state.policies))
-        return self.world.snapshot(), run
+        return self.world.snapshot(), self.fake.snapshot()
 
     def restore(self, saved):
-        world, (services, revisions, policies) = saved
+        world, cloud_run = saved
         self.world.restore(world)
-        with self.fake.state.lock:
-            for kept, now in ((services, self.fake.state.services), (revisions, self.fake.state.revisions),
-                              (policies, self.fake.state.policies)):
-                now.clear()
-                now.update(copy.deepcopy(kept))
+        self.fake.restore(cloud_run)
 
     def writes(self):
-        """Writes the Google API stand-ins took, and Cloud Run writes (reads there are GET only)."""
-        cloud_run = sum(1 for method, path in self.fake.state.requests
-                        if method != "GET" and path.startswith("/apis/serving.knative.dev"))
-        return len(self.world.writes()), cloud_run
+        """Writes the Google API stand-ins took, and writes that reached Cloud Run's own API."""
+        return len(self.world.writes()), self.fake.state.mutations("/apis/serving.knative.dev")
 
 
 def ok(result):
@@ -101,7 +98,7 @@ def findings(stdout):
 
 
 def function_lines(uri, log_path):
-    """The JSON lines the real function prints for a readiness check and one prediction."""
+    """The JSON lines (text) the real function prints for a readiness check and one prediction."""
     server = Server({"MODEL_URI": uri, "MODEL_CACHE_DIR": log_path.parent / "cache"}, log_path)
     try:
         server.wait_until_listening()
@@ -113,36 +110,59 @@ def function_lines(uri, log_path):
             pass  # a server without a model answers 503, and logs why
     finally:
         server.stop()
-    return [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+    return [line for line in log_path.read_text().splitlines() if line.startswith("{")]
 
 
 @pytest.fixture(scope="module")
-def lines(tmp_path_factory):
-    """{"healthy": [...], "broken": [...]}: the function's log lines with the default model and with none."""
+def broken_lines(tmp_path_factory):
+    """The log lines of the function when its model is missing."""
     tmp = tmp_path_factory.mktemp("function-logs")
     (tmp / "empty").mkdir()
-    return {"healthy": function_lines(ROOT / "model" / "artifacts", tmp / "healthy.log"),
-            "broken": function_lines(tmp / "empty", tmp / "broken.log")}
+    return function_lines(tmp / "empty", tmp / "broken.log")
 
 
 @pytest.fixture(scope="module")
-def ops(tmp_path_factory):
-    found, problem = gcloud_or_explain()
-    if not found:
-        pytest.fail(problem)
-    fake = FakeCloudRun().start()
+def storage(tmp_path_factory):
+    """A Cloud Storage server holding the default model at MODEL_URI, as `python -m model publish` puts it."""
+    server = StorageServer(tmp_path_factory.mktemp("gcs-data"), buckets=(BUCKET,)).start()
+    try:
+        subprocess.run([sys.executable, "-m", "model", "publish", MODEL_URI, "--model-dir",
+                        str(ROOT / "model" / "artifacts")], cwd=ROOT, check=True, capture_output=True, timeout=120,
+                       env={**os.environ, "STORAGE_EMULATOR_HOST": server.url})
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def ops(gcloud_config, storage):
+    # Cloud Storage is reached as on Cloud Run, by the revisions themselves: here that is the server above.
+    fake = FakeCloudRun(platform_env={"STORAGE_EMULATOR_HOST": storage.url}).start()
     try:
         world = GoogleProject(PROJECT, NUMBER, REGION).install(fake)
         world.storage.add_bucket(BUCKET)
-        yield Ops(fake, world, tmp_path_factory.mktemp("gcloud-ops"))
+        yield Ops(fake, world, gcloud_config)
     finally:
         fake.stop()
 
 
+def _predict_and_wait_for_its_line(fake, url, revision):
+    """One prediction through `url`, then until the revision's request line for it is in Cloud Logging."""
+    request = urllib.request.Request(url + "/predict", data=b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}',
+                                     headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=30).close()
+    wanted = (f'resource.labels.revision_name="{revision}" AND jsonPayload.logger="request" AND '
+              'jsonPayload.rows>0')
+    deadline = time.monotonic() + 10
+    while not fake.logs.matching(wanted):
+        assert time.monotonic() < deadline, "the prediction's request line never reached Cloud Logging"
+        time.sleep(0.05)
+
+
 @pytest.fixture(scope="module")
-def released(ops, lines):
-    """A new project after setup --dry-run, setup and setup again, then v1.0.0 released: the runs and
-    the healthy state (to put back before each test)."""
+def released(ops):
+    """A new project after setup --dry-run, setup and setup again, then v1.0.0 released and asked for
+    one prediction: the runs and the healthy state (to put back before each test)."""
     runs = {"dry run": ops.run("setup", "--dry-run"), "dry run writes": ops.writes()}
     runs["setup"] = ops.run("setup")
     runs["setup writes"] = ops.writes()
@@ -151,9 +171,9 @@ def released(ops, lines):
     ops.world.registry.push(f"{IMAGE_REPO}:v1.0.0")
     ok(ops.run("deploy", "v1.0.0"))
     revision = ops.fake.state.tags(SERVICE)["v1-0-0"]
-    for line in lines["healthy"]:
-        ops.world.log_entries.add(cloud_run_entry(line, PROJECT, SERVICE, revision, REGION))
+    _predict_and_wait_for_its_line(ops.fake, ops.fake.state.url_for(SERVICE, "v1-0-0"), revision)
     runs["healthy"] = ops.save()
+    runs["logs"] = ops.fake.logs.snapshot()
     return runs
 
 
@@ -191,7 +211,7 @@ def test_setup_creates_the_one_time_set_up(healthy, released):
     assert accounts[DEPLOYER]["policy"].members("roles/iam.workloadIdentityUser") == {PRINCIPAL}
     assert accounts[RUNTIME]["policy"].members("roles/iam.serviceAccountUser") == {f"serviceAccount:{DEPLOYER}"}
     project_policy = world.resource_manager.state["policy"]
-    for role in ("roles/run.developer", "roles/run.invoker"):
+    for role in ("roles/run.developer", "roles/run.invoker", "roles/logging.viewer", "roles/monitoring.viewer"):
         assert project_policy.members(role) == {f"serviceAccount:{DEPLOYER}"}
     repo_policy = world.registry.state["repos"][(REGION, "releases")]["policy"]
     assert repo_policy.members("roles/artifactregistry.writer") == {f"serviceAccount:{DEPLOYER}"}
@@ -218,7 +238,7 @@ def test_doctor_passes_on_the_set_up_project_and_only_reads(healthy):
     assert out.rstrip().endswith("All checks passed.")
 
 
-def _identity(ops, lines=None):
+def _identity(ops, broken_lines=None):
     """Another repository in the provider's condition, no run.developer, STS off."""
     ops.world.iam.state["pools"]["github"]["providers"]["github"]["attributeCondition"] = \
         "assertion.repository == 'acme/other'"
@@ -228,13 +248,13 @@ def _identity(ops, lines=None):
     return ()
 
 
-def _registry(ops, lines=None):
+def _registry(ops, broken_lines=None):
     """The repository is gone, with the image the service runs."""
     del ops.world.registry.state["repos"][(REGION, "releases")]
     return ()
 
 
-def _release(ops, lines=None):
+def _release(ops, broken_lines=None):
     """v1.1.0 deployed from an image never pushed: its revision cannot start."""
     ok(ops.run("deploy", "v1.1.0"))
     revision = ops.fake.state.tags(SERVICE)["v1-1-0"]
@@ -248,15 +268,15 @@ def _release(ops, lines=None):
     return ("v1.1.0",)
 
 
-def _runtime(ops, lines):
+def _runtime(ops, broken_lines):
     """The runtime account cannot read the bucket, the service runs as the default account, and the
-    model failed to load (the lines the real function prints when it finds no model)."""
+    model failed to load (the lines the real function prints when it finds no model, as the revision's)."""
     ops.world.storage.state["buckets"][BUCKET].bindings = []
     with ops.fake.state.lock:
         del ops.fake.state.services[SERVICE]["spec"]["template"]["spec"]["serviceAccountName"]
     revision = ops.fake.state.tags(SERVICE)["v1-0-0"]
-    for line in lines["broken"]:
-        ops.world.log_entries.add(cloud_run_entry(line, PROJECT, SERVICE, revision, REGION))
+    for line in broken_lines:
+        ops.fake.logs.write_line(line, revision_labels(PROJECT, SERVICE, revision, REGION))
     return ()
 
 
@@ -301,9 +321,9 @@ BROKEN = {
 
 
 @pytest.mark.parametrize("name", BROKEN)
-def test_doctor_names_each_problem_and_its_fix_and_only_reads(healthy, lines, name):
+def test_doctor_names_each_problem_and_its_fix_and_only_reads(healthy, broken_lines, name):
     breaks, expected = BROKEN[name]
-    args = breaks(healthy, lines)
+    args = breaks(healthy, broken_lines)
     before = healthy.writes()
 
     result = healthy.run("doctor", *args)
@@ -318,7 +338,7 @@ def test_doctor_names_each_problem_and_its_fix_and_only_reads(healthy, lines, na
     assert len(failed) == len(expected), result.stdout  # and nothing else is reported broken
     assert f"{len(expected)} problem(s)." in result.stdout
     if name == "runtime":  # one detail line per line the function printed
-        printed = [line for line in lines["broken"] if line.get("event") == "model_load_failed"]
+        printed = [line for line in map(json.loads, broken_lines) if line.get("event") == "model_load_failed"]
         details = [d for text, _, ds in failed if "model_load_failed" in text for d in ds]
         assert printed and len(details) == len(printed)
         assert all("MODEL_NOT_FOUND: model load failed:" in detail for detail in details)
@@ -348,7 +368,7 @@ def test_setup_repairs_only_what_is_broken(healthy):
     assert [method for method, _ in done] == ["POST", "POST", "PATCH", "POST", "POST"], done
     assert [path.rsplit("/", 1)[-1] for _, path in done] == [
         "sts.googleapis.com:enable", "github:undelete", "github", f"{DEPLOYER}:enable", f"{PROJECT}:setIamPolicy"]
-    assert "ran 5 of 12 steps; 7 were in place" in out
+    assert f"ran 5 of {SETUP_STEPS} steps; {SETUP_STEPS - 5} were in place" in out
     assert "sts.googleapis.com" in world.service_usage.state["enabled"]
     assert world.iam.state["pools"]["github"]["pool"]["state"] == "ACTIVE"
     assert world.iam.state["pools"]["github"]["providers"]["github"]["attributeCondition"] == CONDITION
@@ -420,35 +440,65 @@ def test_help_names_the_operations_commands_and_settings():
         assert word in text, word
 
 
-def test_log_metrics_select_the_lines_the_function_prints(lines):
-    """Each log-based metric's filter and extractors, run over Cloud Logging entries of the function's
-    own lines. Lines with the request log's batch_rows/queued_ms and model_loaded's startup timeline
-    are the real lines with those agreed fields added."""
+def test_log_metrics_select_the_lines_the_function_prints(released, broken_lines):
+    """Each log-based metric's filter and extractors, run over the Cloud Logging entries of the released
+    revision (its start, probes and one prediction) and of the function's lines when its model is missing."""
     metrics = {m["name"].removeprefix(f"{SERVICE}_"): m for m in definitions(SERVICE)[0]}
-    healthy = [cloud_run_entry(line, PROJECT, SERVICE, "r1", REGION) for line in lines["healthy"]]
-    failed = [cloud_run_entry(line, PROJECT, SERVICE, "r2", REGION) for line in lines["broken"]]
-    predicted = [e for e in healthy if e["jsonPayload"].get("logger") == "request" and e["jsonPayload"]["rows"] > 0]
-    loaded = [e for e in healthy if e["jsonPayload"].get("event") == "model_loaded"]
-    assert len(predicted) == 1 and len(loaded) == 1
-    batched = copy.deepcopy(predicted[0])
-    batched["jsonPayload"].update(batch_rows=4, queued_ms=0.25)
-    timed = copy.deepcopy(loaded[0])
-    timed["jsonPayload"]["startup"] = {"import_s": 0.9, "fetch_s": 0.05, "verify_s": 0.01, "load_s": 0.2,
-                                       "first_prediction_s": 0.003, "total_s": 1.2}
-    everything = healthy + failed + [batched, timed]
-    expected = {"request_rows": [predicted[0], batched], "batch_rows": [batched], "queued_ms": [batched],
+    healthy = released["logs"]
+    failed = [LogStore(PROJECT).entry(line, revision_labels(PROJECT, SERVICE, "r2", REGION)) for line in broken_lines]
+    predicted = [e for e in healthy if e.get("jsonPayload", {}).get("logger") == "request"
+                 and e["jsonPayload"].get("rows", 0) > 0]
+    loaded = [e for e in healthy if e.get("jsonPayload", {}).get("event") == "model_loaded"]
+    assert len(predicted) == 1 and len(loaded) == 1, healthy
+    expected = {"request_rows": predicted, "batch_rows": predicted, "queued_ms": predicted,
                 "model_load_failures": [e for e in failed if e["jsonPayload"].get("event") == "model_load_failed"]}
-    expected.update({f"startup_{stage}_s": [timed] for stage in
+    expected.update({f"startup_{stage}_s": loaded for stage in
                      ("total", "import", "fetch", "verify", "load", "first_prediction")})
     assert set(expected) == set(metrics)
     for name, metric in metrics.items():
-        chosen = [entry for entry in everything if selects(metric["filter"], entry)]
+        chosen = [entry for entry in healthy + failed if selects(metric["filter"], entry)]
         assert chosen == expected[name] and chosen, name
         if "valueExtractor" in metric:
             path = metric["valueExtractor"].removeprefix("EXTRACT(").removesuffix(")")
             assert all(isinstance(field(entry, path), (int, float)) for entry in chosen), name
+    assert field(loaded[0], "jsonPayload.startup.fetch_s") > 0  # the model really came from Cloud Storage
     reason = metrics["model_load_failures"]["labelExtractors"]["reason"].removeprefix("EXTRACT(").removesuffix(")")
     assert {field(entry, reason) for entry in expected["model_load_failures"]} == {"MODEL_NOT_FOUND"}
+
+
+LINE = ('{"severity": "WARNING", "message": "POST /predict 200", "time": "2026-01-05T10:00:00.5+00:00", '
+        '"logger": "request", "rows": 10, "queued_ms": 0.0, "cached": false, "logging.googleapis.com/trace": "t1"}')
+
+
+@pytest.mark.parametrize(("query", "selected"), [
+    ('resource.type="cloud_run_revision" AND resource.labels.service_name="predictor"', True),
+    ("resource.type=cloud_run_revision resource.labels.revision_name=r1", True),  # bare words, AND implied
+    ('resource.labels."revision_name"="r1"', True),
+    ("jsonPayload.rows>9", True),
+    ("jsonPayload.rows>10", False),  # numbers compare as numbers, not text ("10" < "9")
+    ("jsonPayload.queued_ms>=0 AND jsonPayload.cached=false", True),
+    ("severity>=WARNING AND severity<ERROR", True),
+    ("severity>=error", False),
+    ('timestamp>="2026-01-05T09:59:59Z" AND timestamp<"2026-01-05T11:00:00+01:00"', False),
+    ('timestamp>="2026-01-05T10:00:00.4Z"', True),
+    ('(jsonPayload.message:"predict" AND trace="t1")', True),
+    ("jsonPayload.batch_rows:*", False),
+    ("jsonPayload.batch_rows!=3", True),
+    ("jsonPayload.rows>100 OR NOT severity=INFO", True),
+    ("jsonPayload.rows>100 AND jsonPayload.rows<200 OR severity=WARNING", False),  # OR binds tighter than AND
+])
+def test_log_queries_select_as_cloud_logging_does(query, selected):
+    entry = LogStore(PROJECT).entry(LINE, revision_labels(PROJECT, SERVICE, "r1", REGION))
+    assert entry["severity"] == "WARNING" and entry["trace"] == "t1" and "severity" not in entry["jsonPayload"]
+    assert selects(query, entry) is selected
+
+
+@pytest.mark.parametrize("query", ["predict", "jsonPayload.rows>", '(severity=INFO', "severity>=LOUD",
+                                   'timestamp>"yesterday"', "jsonPayload.rows>1 AND"])
+def test_log_queries_it_cannot_read_are_refused_with_400(query):
+    with pytest.raises(ApiError) as refused:
+        parse(query)
+    assert refused.value.code == 400
 
 
 @pytest.mark.parametrize(("condition", "pinned"), [

@@ -20,18 +20,10 @@ import pytest
 from release import canary as canaries
 from release import monitoring
 from tests.fakes.cloud_run import FakeCloudRun
-from tests.fakes.release_env import ROOT, SERVICE, Load, gcloud_or_explain, run_release
+from tests.fakes.release_env import ROOT, SERVICE, Load, run_release
 
 pytestmark = pytest.mark.timeout(300)
 FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
-
-
-@pytest.fixture(scope="module")
-def gcloud_config(tmp_path_factory):
-    found, problem = gcloud_or_explain()
-    if not found:
-        pytest.fail(problem)
-    return tmp_path_factory.mktemp("gcloud-config")
 
 
 def _held_out_rows():
@@ -188,7 +180,8 @@ def _post(url, body):
 # -- compare and canary: one service with a stable, a like-for-like and a flipped release -------------
 @pytest.fixture(scope="module")
 def gated(gcloud_config, models):
-    """v1.0.0 serves; v1.1.0 answers alike (same model, other settings); v2.0.0 flips its answers."""
+    """v1.0.0 serves; v1.1.0 answers alike (same model, other settings); v2.0.0 flips its answers.
+    Yields the fake, a release function, and the state to put back (fake.restore) between scenarios."""
     fake = FakeCloudRun().start()
     fake.monitoring.page_size = 2  # several pages per read, as a busy project gives
     release = lambda *args, **env: run_release(fake, gcloud_config, *args, **env)  # noqa: E731
@@ -196,13 +189,13 @@ def gated(gcloud_config, models):
         ok(release("deploy", "v1.0.0", MODEL_URI=str(models["good"])))
         ok(release("deploy", "v1.1.0", MODEL_URI=str(models["good"]), BATCHING="false"))
         ok(release("deploy", "v2.0.0", MODEL_URI=str(models["flipped"])))
-        yield fake, release
+        yield fake, release, fake.snapshot()
     finally:
         fake.stop()
 
 
 def test_compare_passes_a_release_that_answers_alike(gated):
-    fake, release = gated
+    fake, release, _ = gated
     v1 = tagged(fake, "v1.0.0")
 
     # OLD defaults to the revision serving most traffic; rows to the new model's examples.jsonl.
@@ -217,7 +210,7 @@ def test_compare_passes_a_release_that_answers_alike(gated):
 
 
 def test_compare_catches_a_model_that_flips_its_answers(gated, models):
-    fake, release = gated
+    fake, release, _ = gated
     v1 = tagged(fake, "v1.0.0")
 
     result = release("compare", "v2.0.0", "v1.0.0", "--data", str(models["rows"]), "--max-latency-ratio", "5")
@@ -238,7 +231,7 @@ def test_compare_catches_a_model_that_flips_its_answers(gated, models):
 
 # Slack well above what a busy shared machine adds to a p99 of a few ms, well below the slow fault.
 def test_compare_catches_a_release_that_got_slower(gated, models, tmp_path):
-    fake, release = gated
+    fake, release, _ = gated
     fake.front.fault(tagged(fake, "v1.1.0"), delay_s=0.2)
     rows = tmp_path / "five.jsonl"
     rows.write_text("".join(models["rows"].read_text().splitlines(keepends=True)[:5]))
@@ -260,11 +253,9 @@ WATCH = ("--interval", "2s", "--min-requests", "8", "--latency-slack-ms", "150")
 @pytest.fixture
 def canary_run(gated):
     """run(load=True, *args) -> the canary of v1.1.0 at 25% with steady traffic on the service URL;
-    each test starts from v1.0.0 serving everything and no faults."""
-    fake, release = gated
-    v1 = tagged(fake, "v1.0.0")
-    if fake.state.traffic(SERVICE) != {v1: 100}:
-        ok(release("rollback", "v1.0.0"))
+    each test starts from the service as deployed (v1.0.0 serving everything) and no faults."""
+    fake, release, deployed = gated
+    fake.restore(deployed)
     fake.front.clear_faults()
 
     def run(*args, load=True):
@@ -352,10 +343,9 @@ def test_healthy_canary_promotes_itself(canary_run):
 
 
 def test_canary_watch_needs_monitoring_access_before_moving_traffic(gated):
-    fake, release = gated
+    fake, release, deployed = gated
+    fake.restore(deployed)
     v1 = tagged(fake, "v1.0.0")
-    if fake.state.traffic(SERVICE) != {v1: 100}:
-        ok(release("rollback", "v1.0.0"))
     writes = fake.state.mutations()
     fake.token_file.write_text("not-the-token")
     try:

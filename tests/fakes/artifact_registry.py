@@ -6,7 +6,7 @@ Images arrive with `push(image)`, the way `docker push` would put them there.
 import hashlib
 import re
 
-from tests.fakes.google_api import GoogleError, Policy, StandIn, done_operation, now, route, unique
+from tests.fakes.google_api import ApiError, Policy, StandIn, done_operation, now, route, unique
 
 _REPO_ID = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 _BASE = r"^/v1/projects/([^/]+)/locations/([^/]+)/repositories"
@@ -25,7 +25,7 @@ class ArtifactRegistry(StandIn):
         self.world.check_project(project)
         found = self.state["repos"].get((location, repo))
         if found is None:
-            raise GoogleError(404, _MISSING)
+            raise ApiError(404, _MISSING)
         return found
 
     def push(self, image):
@@ -47,12 +47,12 @@ class ArtifactRegistry(StandIn):
         self.world.check_project(project)
         repo = query.get("repositoryId", "")
         if not _REPO_ID.match(repo):
-            raise GoogleError(400, f"Invalid repository id {repo!r}.")
+            raise ApiError(400, f"Invalid repository id {repo!r}.")
         if (location, repo) in self.state["repos"]:
-            raise GoogleError(409, f"the repository already exists: projects/{project}/locations/{location}/"
+            raise ApiError(409, f"the repository already exists: projects/{project}/locations/{location}/"
                                    f"repositories/{repo}")
         if body.get("format") not in ("DOCKER", "MAVEN", "NPM", "PYTHON", "APT", "YUM", "GO"):
-            raise GoogleError(400, f"Unsupported format {body.get('format')!r}.")
+            raise ApiError(400, f"Unsupported format {body.get('format')!r}.")
         stamp = now()
         found = {"name": f"projects/{project}/locations/{location}/repositories/{repo}", "format": body["format"],
                  "mode": "STANDARD_REPOSITORY", "createTime": stamp, "updateTime": stamp}
@@ -63,7 +63,7 @@ class ArtifactRegistry(StandIn):
     @route("GET", r"^/v1/(projects/[^/]+/locations/[^/]+/operations/[^/]+)$")
     def operation(self, name, query, body):
         if name not in self.state["operations"]:
-            raise GoogleError(404, _MISSING)
+            raise ApiError(404, _MISSING)
         return self.state["operations"][name]
 
     @route("GET", _BASE + r"/([^/:]+):getIamPolicy$")
@@ -78,7 +78,7 @@ class ArtifactRegistry(StandIn):
     def tag(self, project, location, repo, package, tag, query, body):
         found = self._repo(project, location, repo)["packages"].get(package, {"tags": {}})
         if tag not in found["tags"]:
-            raise GoogleError(404, _MISSING)
+            raise ApiError(404, _MISSING)
         base = f"projects/{project}/locations/{location}/repositories/{repo}/packages/{package}"
         return {"name": f"{base}/tags/{tag}", "version": f"{base}/versions/{found['tags'][tag]}"}
 
@@ -86,6 +86,6 @@ class ArtifactRegistry(StandIn):
     def version(self, project, location, repo, package, digest, query, body):
         found = self._repo(project, location, repo)["packages"].get(package, {"versions": {}})
         if digest not in found["versions"]:
-            raise GoogleError(404, _MISSING)
+            raise ApiError(404, _MISSING)
         base = f"projects/{project}/locations/{location}/repositories/{repo}/packages/{package}"
         return {"name": f"{base}/versions/{digest}", **found["versions"][digest]}

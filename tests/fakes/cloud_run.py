@@ -18,9 +18,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from tests.fakes import logging_api, monitoring_api
 from tests.fakes.cloud_run_front import Front
 from tests.fakes.cloud_run_instances import Instances
-from tests.fakes.cloud_run_state import ApiError, CloudRunState
+from tests.fakes.cloud_run_state import CloudRunState
+from tests.fakes.google_api import ApiError
 from tests.fakes.logging_api import LoggingApi, LogStore
 from tests.fakes.monitoring_api import MonitoringApi, RequestMetrics
 
@@ -158,6 +160,14 @@ class FakeCloudRun:
         self.thread.start()
         return self
 
+    def snapshot(self):
+        """What the Cloud Run and Logging APIs keep, for `restore` to put back."""
+        return {"state": self.state.snapshot(), "logs": self.logs.snapshot()}
+
+    def restore(self, snapshot):
+        self.state.restore(snapshot["state"])
+        self.logs.restore(snapshot["logs"])
+
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
@@ -175,8 +185,8 @@ class FakeCloudRun:
             "CLOUDSDK_AUTH_DISABLE_CREDENTIALS": "true",
             "CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN": "http://runfake/",
             "CLOUDSDK_API_ENDPOINT_OVERRIDES_SERVICEUSAGE": "http://serviceusage-fake/",
-            "CLOUDSDK_API_ENDPOINT_OVERRIDES_LOGGING": "http://logging-fake/",
-            "CLOUDSDK_API_ENDPOINT_OVERRIDES_MONITORING": "http://monitoring-fake/",
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_LOGGING": f"http://{logging_api.HOST}/",
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_MONITORING": f"http://{monitoring_api.HOST}/",
             # what `gcloud auth print-access-token` prints; the Monitoring stand-in wants it
             "CLOUDSDK_AUTH_ACCESS_TOKEN_FILE": str(self.token_file),
             "CLOUDSDK_PROXY_TYPE": "http",

@@ -21,13 +21,14 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tests.fakes.logging_api import revision_labels
 from tests.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 # The image's ENV (Dockerfile), without the paths that only exist inside it.
 IMAGE_ENV = {"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1", "WORKERS": "1",
              "CLOUD_RUN_TIMEOUT_SECONDS": "0"}
-_HOST_ENV = ("HOME", "LANG", "LC_ALL", "TMPDIR", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
+_HOST_ENV = ("HOME", "LANG", "LC_ALL", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
 DEFAULT_STARTUP_PROBE = {"tcpSocket": {"port": 8080}, "timeoutSeconds": 240, "periodSeconds": 240,
                          "failureThreshold": 1}
 _TROUBLESHOOTING = "For more troubleshooting guidance, see https://cloud.google.com/run/docs/troubleshooting#container-failed-to-start"
@@ -67,6 +68,9 @@ class RevisionInstance:
         self.port = free_port()
         env = {k: os.environ[k] for k in _HOST_ENV if k in os.environ}
         env["PATH"] = f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+        # Each instance has a /tmp of its own (in memory on Cloud Run): nothing cached is shared.
+        env["TMPDIR"] = str(self.workdir / f"{self.name}.{self.restarts}.tmp")
+        os.makedirs(env["TMPDIR"], exist_ok=True)
         env.update(IMAGE_ENV)
         env.update(self.platform_env)
         env.update(self.env)
@@ -75,8 +79,7 @@ class RevisionInstance:
         binary = ROOT / ".venv" / "bin" / "functions-framework"
         self.process = subprocess.Popen([str(binary), "--target=predict", "--host=127.0.0.1"], cwd=ROOT, env=env,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
-        labels = {"project_id": self.project, "service_name": self.service, "revision_name": self.name,
-                  "location": self.region, "configuration_name": self.service}
+        labels = revision_labels(self.project, self.service, self.name, self.region)
         log_file = open(self.workdir / f"{self.name}.{self.restarts}.log", "w")  # noqa: SIM115 (closed by the readers)
         closing = threading.Semaphore(0)
         for stream, pipe in (("stdout", self.process.stdout), ("stderr", self.process.stderr)):
@@ -237,6 +240,14 @@ class Instances:
     def port(self, revision):
         instance = self.get(revision)
         return instance.port if instance is not None and instance.state == "ready" else None
+
+    def stop(self, revision):
+        """Stops a deleted revision's instance, if it has one."""
+        with self.lock:
+            instance = self.running.pop(revision, None)
+        if instance is not None:
+            instance.stop_begin()
+            instance.stop_end()
 
     def stop_all(self):
         with self.lock:

@@ -9,35 +9,25 @@ startup probe's outcome; the service's Ready, ConfigurationsReady and RoutesRead
 (gcloud waits on them), and served traffic moves only to revisions that are ready.
 """
 
-import base64
 import copy
-import datetime
 import random
 import re
 import string
 import threading
-from typing import ClassVar
 
+from tests.fakes.google_api import ApiError, Policy
+from tests.fakes.google_api import now as _now
+
+__all__ = ["ApiError", "CloudRunState"]
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+# Custom methods that Google APIs call by POST but that only read.
+_READS_BY_POST = (":getIamPolicy", ":testIamPermissions", "/entries:list")
 
 
-class ApiError(Exception):
-    """An error answered the way Google APIs answer: {"error": {code, status, message}}."""
-
-    STATUS: ClassVar[dict] = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
-                              404: "NOT_FOUND", 409: "ALREADY_EXISTS"}
-
-    def __init__(self, code, message):
-        super().__init__(message)
-        self.code = code
-
-    def body(self):
-        return {"error": {"code": self.code, "status": self.STATUS.get(self.code, "UNKNOWN"),
-                          "message": str(self)}}
-
-
-def _now():
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def is_write(method, path):
+    if method == "POST":
+        return not path.endswith(_READS_BY_POST)
+    return method in ("PUT", "PATCH", "DELETE")
 
 
 def _condition(kind, status, reason, message, stamp):
@@ -66,7 +56,7 @@ class CloudRunState:
         self.tag_urls = {}  # tag (or "*") -> URL override, e.g. an address where nothing listens
         self.runtime = runtime  # starts revisions and reports their startup probes (None: ready at once)
         self.front = front  # serves the service and tag URLs (None: *.run.app URLs that lead nowhere)
-        self.policies = {}  # service -> IAM policy
+        self.policies = {}  # service -> IAM Policy
         self.requests = []  # (method, path) log, to prove what did or did not reach the API
         self.apis = []  # other Google APIs answered through the same proxy (FakeCloudRun.add_api)
         self.lock = threading.Lock()
@@ -88,9 +78,29 @@ class CloudRunState:
             return {e["tag"]: e["revisionName"] for e in self.services[service]["status"].get("traffic", [])
                     if e.get("tag")}
 
-    def mutations(self):
-        """How many writes reached the API, so tests can assert that bad input changed nothing."""
-        return sum(1 for method, _ in self.requests if method in ("POST", "PUT", "DELETE", "PATCH"))
+    def mutations(self, under="/"):
+        """How many writes reached the APIs (those whose path starts with `under`), so tests can
+        assert that bad input changed nothing; reads sent by POST (getIamPolicy, entries:list) are
+        not writes."""
+        return sum(1 for method, path in self.requests if path.startswith(under) and is_write(method, path))
+
+    def snapshot(self):
+        """A copy of what the API keeps (services, revisions, IAM policies, tag URLs) for `restore`."""
+        with self.lock:
+            return copy.deepcopy({"services": self.services, "revisions": self.revisions,
+                                  "policies": self.policies, "tag_urls": self.tag_urls})
+
+    def restore(self, snapshot):
+        """Puts a snapshot back; a revision it does not hold is deleted, and its instance stopped."""
+        with self.lock:
+            gone = set(self.revisions) - set(snapshot["revisions"])
+            for key, kept in copy.deepcopy(snapshot).items():
+                current = getattr(self, key)
+                current.clear()
+                current.update(kept)
+        if self.runtime is not None:
+            for revision in gone:
+                self.runtime.stop(revision)
 
     def url_for(self, service, tag=None):
         prefix = f"{tag}---" if tag else ""
@@ -146,24 +156,18 @@ class CloudRunState:
     def public(self, service):
         """True when allUsers may invoke the service (what --allow-unauthenticated sets)."""
         with self.lock:
-            return any("allUsers" in b.get("members", []) and b.get("role") == "roles/run.invoker"
-                       for b in self.policies.get(service, {}).get("bindings", []))
+            policy = self.policies.get(service)
+            return policy is not None and "allUsers" in policy.members("roles/run.invoker")
 
     def iam(self, project, service, verb, body):
         if project != self.project or service not in self.services:
             raise ApiError(404, f"Resource 'projects/{project}/services/{service}' was not found.")
-        policy = self.policies.setdefault(service, {"version": 1, "etag": "cG9saWN5LTA=", "bindings": []})
+        policy = self.policies.setdefault(service, Policy())
         if verb == "testIamPermissions":
             return {"permissions": body.get("permissions", [])}
         if verb == "setIamPolicy":
-            sent = body.get("policy", {})
-            if sent.get("etag") and sent["etag"] != policy["etag"]:
-                raise ApiError(409, "There were concurrent policy changes; retry.")
-            # etags are bytes on the wire (base64 in JSON); gcloud re-encodes them, so they must be valid
-            etag = base64.b64encode(f"policy-{len(self.requests)}".encode()).decode()
-            policy = dict(sent, version=1, etag=etag)
-            self.policies[service] = policy
-        return policy
+            return policy.set(body.get("policy", {}), lambda email: True)
+        return policy.get()
 
     # -- the server side of a write -------------------------------------------------------------
     def _apply(self, service, previous):
@@ -213,7 +217,8 @@ class CloudRunState:
     def revision_outcome(self, revision, ok, message):
         """Called by the runtime (from its own thread) once the startup probe has decided."""
         with self.lock:
-            self._settle(revision, ok, message)
+            if revision in self.revisions:  # else it was deleted while starting
+                self._settle(revision, ok, message)
 
     def _settle(self, revision, ok, message):
         item = self.revisions[revision]

@@ -12,30 +12,31 @@ import itertools
 import re
 from typing import ClassVar
 
-from tests.fakes.cloud_run_state import ApiError
-
 _COUNTER = itertools.count(1)
 
 
-class GoogleError(ApiError):
-    """ApiError with the other statuses these APIs answer."""
+class ApiError(Exception):
+    """An error answered the way Google APIs answer: {"error": {code, status, message}}."""
 
-    STATUS: ClassVar[dict] = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-                              409: "ALREADY_EXISTS", 412: "FAILED_PRECONDITION"}
+    STATUS: ClassVar[dict] = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
+                              404: "NOT_FOUND", 409: "ALREADY_EXISTS", 412: "FAILED_PRECONDITION"}
 
     def __init__(self, code, message, status=None):
-        super().__init__(code, message)
-        self.status = status
+        super().__init__(message)
+        self.code = code
+        self.status = status or self.STATUS.get(code, "UNKNOWN")
 
     def body(self):
-        body = super().body()
-        if self.status:
-            body["error"]["status"] = self.status
-        return body
+        return {"error": {"code": self.code, "status": self.status, "message": str(self)}}
+
+
+def stamp(moment):
+    """An aware datetime as Google APIs write times (RFC 3339, UTC, microseconds)."""
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def now():
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return stamp(datetime.datetime.now(datetime.UTC))
 
 
 def unique(prefix=""):
@@ -100,18 +101,18 @@ class Policy:
 
     def set(self, policy, account_exists):
         if policy.get("etag") and policy["etag"] != self.etag:
-            raise GoogleError(409, "There were concurrent policy changes. Please retry the whole read-modify-write "
+            raise ApiError(409, "There were concurrent policy changes. Please retry the whole read-modify-write "
                                    "with exponential backoff.", "ABORTED")
         for binding in policy.get("bindings", []):
             if not binding.get("role", "").startswith("roles/"):
-                raise GoogleError(400, f"Role {binding.get('role')} is not supported for this resource.")
+                raise ApiError(400, f"Role {binding.get('role')} is not supported for this resource.")
             for member in binding.get("members", []):
                 kind, _, who = member.partition(":")
                 if kind == "serviceAccount" and not account_exists(who):
-                    raise GoogleError(400, f"Service account {who} does not exist.")
+                    raise ApiError(400, f"Service account {who} does not exist.")
                 if kind not in ("serviceAccount", "user", "group", "domain", "principalSet", "principal") and \
                         member not in ("allUsers", "allAuthenticatedUsers"):
-                    raise GoogleError(400, f"Invalid member: {member}")
+                    raise ApiError(400, f"Invalid member: {member}")
         self.bindings = [b for b in copy.deepcopy(policy.get("bindings", [])) if b.get("members")]
         self.etag = self._etag()
         return self.get()

@@ -1,6 +1,7 @@
 """One Google Cloud project as the APIs around Cloud Run see it, each part kept by its stand-in:
 Resource Manager, Service Usage, IAM, Artifact Registry, Cloud Storage IAM, Logging (log-based
-metrics, entries) and Monitoring (dashboards, alert policies).
+metrics) and Monitoring (dashboards, alert policies). Log entries and request metrics are the Cloud
+Run fake's own (logging_api.py, monitoring_api.py), fed by its revisions.
 
 `install(fake_cloud_run)` answers them through the Cloud Run fake's proxy; `env()` gives gcloud the
 endpoint overrides that lead there; `snapshot()`/`restore()` let a test break a copy and put it back.
@@ -9,9 +10,8 @@ endpoint overrides that lead there; `snapshot()`/`restore()` let a test break a 
 import copy
 
 from tests.fakes.artifact_registry import ArtifactRegistry
-from tests.fakes.google_api import GoogleError
+from tests.fakes.google_api import ApiError
 from tests.fakes.iam_api import Iam
-from tests.fakes.log_entries import LogEntries
 from tests.fakes.logging_metrics import LoggingMetrics
 from tests.fakes.monitoring_config import MonitoringConfig
 from tests.fakes.resource_manager import ResourceManager
@@ -32,17 +32,16 @@ class GoogleProject:
         self.iam = Iam(self)
         self.registry = ArtifactRegistry(self)
         self.storage = StorageIam(self)
-        self.log_entries = LogEntries(self)
         self.log_metrics = LoggingMetrics(self)
         self.monitoring = MonitoringConfig(self)
-        self.apis = {"resource_manager": self.resource_manager, "service_usage": self.service_usage, "iam": self.iam,
-                     "registry": self.registry, "storage": self.storage, "log_entries": self.log_entries,
+        self.apis = {"resource_manager": self.resource_manager, "service_usage": self.service_usage,
+                     "iam": self.iam, "registry": self.registry, "storage": self.storage,
                      "log_metrics": self.log_metrics, "monitoring": self.monitoring}
 
     def check_project(self, project):
         """Resource Manager answers 403 for a project that does not exist, so as not to reveal it."""
         if project not in (self.project_id, self.number):
-            raise GoogleError(403, "The caller does not have permission")
+            raise ApiError(403, "The caller does not have permission")
 
     def account_exists(self, email):
         return self.iam.exists(email) or not email.endswith(f"@{self.project_id}.iam.gserviceaccount.com")

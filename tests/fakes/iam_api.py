@@ -3,7 +3,7 @@ their OIDC providers (soft-deleted ones included, which block a new one of the s
 
 import re
 
-from tests.fakes.google_api import GoogleError, Policy, StandIn, done_operation, route, unique
+from tests.fakes.google_api import ApiError, Policy, StandIn, done_operation, route, unique
 
 _ACCOUNT_ID = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
 _POOL_ID = re.compile(r"^(?!gcp-)[a-z0-9-]{4,32}$")
@@ -23,7 +23,7 @@ class Iam(StandIn):
         if project != "-":
             self.world.check_project(project)
         if email not in self.state["accounts"]:
-            raise GoogleError(404, f"Service account projects/{project}/serviceAccounts/{email} does not exist.")
+            raise ApiError(404, f"Service account projects/{project}/serviceAccounts/{email} does not exist.")
         return self.state["accounts"][email]
 
     def exists(self, email):
@@ -40,11 +40,11 @@ class Iam(StandIn):
         self.world.check_project(project)
         account_id = body.get("accountId", "")
         if not _ACCOUNT_ID.match(account_id):
-            raise GoogleError(400, f"Invalid account id {account_id!r}: 6-30 characters, lowercase letters, digits "
+            raise ApiError(400, f"Invalid account id {account_id!r}: 6-30 characters, lowercase letters, digits "
                                    "and hyphens, starting with a letter.")
         email = f"{account_id}@{self.world.project_id}.iam.gserviceaccount.com"
         if email in self.state["accounts"]:
-            raise GoogleError(409, f"Service account {account_id} already exists within project "
+            raise ApiError(409, f"Service account {account_id} already exists within project "
                                    f"projects/{self.world.project_id}.")
         account = {"name": f"projects/{self.world.project_id}/serviceAccounts/{email}",
                    "projectId": self.world.project_id, "uniqueId": unique("1"), "email": email,
@@ -74,7 +74,7 @@ class Iam(StandIn):
     def _pool(self, project, pool):
         self.world.check_project(project)
         if pool not in self.state["pools"]:
-            raise GoogleError(404, "Requested entity was not found.")
+            raise ApiError(404, "Requested entity was not found.")
         return self.state["pools"][pool]
 
     def _operation(self, resource_name, response):
@@ -89,9 +89,9 @@ class Iam(StandIn):
         self.world.check_project(project)
         pool_id = query.get("workloadIdentityPoolId", "")
         if not _POOL_ID.match(pool_id):
-            raise GoogleError(400, f"Invalid workload identity pool id {pool_id!r}.")
+            raise ApiError(400, f"Invalid workload identity pool id {pool_id!r}.")
         if pool_id in self.state["pools"]:  # a deleted pool keeps its name for 30 days
-            raise GoogleError(409, "Requested entity already exists")
+            raise ApiError(409, "Requested entity already exists")
         pool = {"name": f"projects/{self.world.number}/locations/global/workloadIdentityPools/{pool_id}",
                 "displayName": body.get("displayName", ""), "state": "ACTIVE"}
         self.state["pools"][pool_id] = {"pool": pool, "providers": {}}
@@ -101,14 +101,14 @@ class Iam(StandIn):
     def undelete_pool(self, project, pool, query, body):
         found = self._pool(project, pool)["pool"]
         if found["state"] != "DELETED":
-            raise GoogleError(400, "The workload identity pool is not deleted.", "FAILED_PRECONDITION")
+            raise ApiError(400, "The workload identity pool is not deleted.", "FAILED_PRECONDITION")
         found["state"] = "ACTIVE"
         return self._operation(found["name"], found)
 
     def _provider(self, project, pool, provider):
         providers = self._pool(project, pool)["providers"]
         if provider not in providers:
-            raise GoogleError(404, "Requested entity was not found.")
+            raise ApiError(404, "Requested entity was not found.")
         return providers[provider]
 
     @route("GET", _POOLS + r"/([^/:]+)/providers/([^/:]+)$")
@@ -119,12 +119,12 @@ class Iam(StandIn):
     def create_provider(self, project, pool, query, body):
         found = self._pool(project, pool)
         if found["pool"]["state"] != "ACTIVE":
-            raise GoogleError(400, "The workload identity pool is deleted.", "FAILED_PRECONDITION")
+            raise ApiError(400, "The workload identity pool is deleted.", "FAILED_PRECONDITION")
         provider_id = query.get("workloadIdentityPoolProviderId", "")
         if not _POOL_ID.match(provider_id):
-            raise GoogleError(400, f"Invalid provider id {provider_id!r}.")
+            raise ApiError(400, f"Invalid provider id {provider_id!r}.")
         if provider_id in found["providers"]:
-            raise GoogleError(409, "Requested entity already exists")
+            raise ApiError(409, "Requested entity already exists")
         provider = {"name": f"{found['pool']['name']}/providers/{provider_id}", "state": "ACTIVE"}
         provider.update(_checked_provider(body))
         found["providers"][provider_id] = provider
@@ -135,7 +135,7 @@ class Iam(StandIn):
         found = self._provider(project, pool, provider)
         fields = {field.split(".")[0] for field in query.get("updateMask", "").split(",") if field}
         if not fields:
-            raise GoogleError(400, "updateMask is required.")
+            raise ApiError(400, "updateMask is required.")
         merged = {**found, **{field: body[field] for field in fields if field in body}}
         checked = _checked_provider(merged)
         name, state = found["name"], found["state"]
@@ -147,14 +147,14 @@ class Iam(StandIn):
     def undelete_provider(self, project, pool, provider, query, body):
         found = self._provider(project, pool, provider)
         if found["state"] != "DELETED":
-            raise GoogleError(400, "The provider is not deleted.", "FAILED_PRECONDITION")
+            raise ApiError(400, "The provider is not deleted.", "FAILED_PRECONDITION")
         found["state"] = "ACTIVE"
         return self._operation(found["name"], found)
 
     @route("GET", r"^/v1/(projects/[^/]+/locations/global/workloadIdentityPools/.+/operations/[^/]+)$")
     def operation(self, name, query, body):
         if name not in self.state["operations"]:
-            raise GoogleError(404, "Requested entity was not found.")
+            raise ApiError(404, "Requested entity was not found.")
         return self.state["operations"][name]
 
 
@@ -164,14 +164,14 @@ def _checked_provider(body):
     mapping = body.get("attributeMapping") or {}
     condition = body.get("attributeCondition", "")
     if not issuer.startswith("https://"):
-        raise GoogleError(400, "oidc.issuerUri must be an https URL.")
+        raise ApiError(400, "oidc.issuerUri must be an https URL.")
     if "google.subject" not in mapping:
-        raise GoogleError(400, "attributeMapping must map google.subject.")
+        raise ApiError(400, "attributeMapping must map google.subject.")
     if issuer == "https://token.actions.githubusercontent.com" and not condition:
-        raise GoogleError(400, "An attribute condition is required for this issuer: it must restrict which "
+        raise ApiError(400, "An attribute condition is required for this issuer: it must restrict which "
                                "repositories' tokens are accepted.")
     if condition and "assertion." not in condition and "attribute." not in condition:
-        raise GoogleError(400, f"The attribute condition {condition!r} must reference the assertion's claims.")
+        raise ApiError(400, f"The attribute condition {condition!r} must reference the assertion's claims.")
     kept = {"oidc": {"issuerUri": issuer}, "attributeMapping": dict(mapping), "attributeCondition": condition,
             "disabled": bool(body.get("disabled"))}
     return {key: value for key, value in kept.items() if value}

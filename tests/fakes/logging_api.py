@@ -1,49 +1,46 @@
 """A Cloud Logging API stand-in: `entries:list` (what `gcloud logging read` calls), fed by revision output.
 
 Each line a revision's process writes becomes a LogEntry the way Cloud Run's log agent makes one: a
-JSON object line becomes `jsonPayload`, with `severity`, `time`, `httpRequest` and the
-`logging.googleapis.com/trace` fields lifted into the entry; any other line becomes `textPayload`.
-Filters are the Logging query language's conjunctions of comparisons (`a.b="x" AND severity>=ERROR`),
-which is what gcloud and ./deploy.sh send; anything else is refused with 400, as the real API refuses
-what it cannot parse.
+JSON object line becomes `jsonPayload`, with the special fields of structured logging (`severity`,
+`time`, `httpRequest`, `logging.googleapis.com/trace`, ...) lifted into the entry; any other line
+becomes `textPayload`. Filters are read by the query language of log_query.py. One store serves the
+Cloud Run fake's revisions and the project stand-ins (log-based metrics read the same entries).
 """
 
+import copy
 import datetime
 import itertools
 import json
-import re
 import threading
 
-from tests.fakes.cloud_run_state import ApiError
+from tests.fakes.google_api import ApiError, stamp
+from tests.fakes.log_query import SEVERITIES, matches, parse
 
-_ENTRIES_LIST = re.compile(r"^/v2/entries:list$")
-_SEVERITIES = ("DEFAULT", "DEBUG", "INFO", "NOTICE", "WARNING", "ERROR", "CRITICAL", "ALERT", "EMERGENCY")
-# path, operator, value (quoted, or a bare word)
-_TERM = re.compile(r'^\s*([A-Za-z_][\w.]*(?:"[^"]*")?[\w.]*)\s*(>=|<=|!=|=|>|<|:)\s*("(?:[^"\\]|\\.)*"|[^\s()"]+)\s*$')
-_AND = re.compile(r'\s+AND\s+(?=(?:[^"]*"[^"]*")*[^"]*$)')
-
-
-def _now():
-    return datetime.datetime.now(datetime.UTC)
+HOST = "logging-fake"
+# Fields of a JSON line that Cloud Run's agent moves into the LogEntry itself.
+_SPECIAL = {"httpRequest": "httpRequest", "logging.googleapis.com/trace": "trace",
+            "logging.googleapis.com/spanId": "spanId", "logging.googleapis.com/trace_sampled": "traceSampled",
+            "logging.googleapis.com/insertId": "insertId", "logging.googleapis.com/labels": "labels",
+            "logging.googleapis.com/operation": "operation", "logging.googleapis.com/sourceLocation": "sourceLocation"}
 
 
-def _stamp(moment):
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _normalise_time(text):
-    """RFC 3339 text (any offset, any fraction) as a comparable UTC string."""
+def _instant(text):
+    """RFC 3339 text (any offset, any fraction) as the API writes it, or None when it is not one."""
     try:
         moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ApiError(400, f"Invalid timestamp in filter: {text!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return _stamp(moment.astimezone(datetime.UTC))
+        return None
+    return stamp(moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC))
+
+
+def revision_labels(project, service, revision, region):
+    """The monitored resource labels of a Cloud Run revision."""
+    return {"project_id": project, "service_name": service, "revision_name": revision, "location": region,
+            "configuration_name": service}
 
 
 class LogStore:
-    """Log entries of one project, newest last; `write_line` is what a revision's output feeds."""
+    """Log entries of one project, oldest first; `write_line` is what a revision's output feeds."""
 
     def __init__(self, project):
         self.project = project
@@ -51,90 +48,51 @@ class LogStore:
         self.lock = threading.Lock()
         self._ids = itertools.count(1)
 
-    def write_line(self, line, resource_labels, stream="stdout"):
-        """One line of a revision's stdout/stderr, as Cloud Run's agent turns it into a LogEntry."""
-        received = _now()
-        entry = {
-            "logName": f"projects/{self.project}/logs/run.googleapis.com%2F{stream}",
-            "resource": {"type": "cloud_run_revision", "labels": dict(resource_labels)},
-            "insertId": f"{next(self._ids):016x}",
-            "receiveTimestamp": _stamp(received),
-            "severity": "DEFAULT",
-        }
+    def entry(self, line, resource_labels, stream="stdout"):
+        """The LogEntry Cloud Run's agent makes of one line a container wrote to `stream`."""
+        received = stamp(datetime.datetime.now(datetime.UTC))
+        entry = {"logName": f"projects/{self.project}/logs/run.googleapis.com%2F{stream}",
+                 "resource": {"type": "cloud_run_revision", "labels": dict(resource_labels)},
+                 "insertId": f"{next(self._ids):016x}", "receiveTimestamp": received,
+                 "timestamp": received, "severity": "DEFAULT"}
         try:
             payload = json.loads(line)
         except ValueError:
             payload = None
-        if isinstance(payload, dict):
-            severity = str(payload.pop("severity", "DEFAULT")).upper()
-            entry["severity"] = severity if severity in _SEVERITIES else "DEFAULT"
-            stamp = payload.pop("time", None) or payload.pop("timestamp", None)
-            entry["timestamp"] = _normalise_time(stamp) if isinstance(stamp, str) else _stamp(received)
-            if isinstance(payload.get("httpRequest"), dict):
-                entry["httpRequest"] = payload.pop("httpRequest")
-            for field, key in (("logging.googleapis.com/trace", "trace"), ("logging.googleapis.com/spanId", "spanId")):
-                if field in payload:
-                    entry[key] = payload.pop(field)
-            entry["jsonPayload"] = payload
-        else:
-            entry["timestamp"] = _stamp(received)
+        if not isinstance(payload, dict):
             entry["textPayload"] = line
+            return entry
+        severity = str(payload.pop("severity", "DEFAULT")).upper()
+        entry["severity"] = severity if severity in SEVERITIES else "DEFAULT"
+        for key in ("time", "timestamp"):
+            when = payload.pop(key, None)
+            if isinstance(when, str) and _instant(when):
+                entry["timestamp"] = _instant(when)
+        for key, lifted in _SPECIAL.items():
+            if key in payload:
+                entry[lifted] = payload.pop(key)
+        entry["jsonPayload"] = payload
+        return entry
+
+    def write_line(self, line, resource_labels, stream="stdout"):
+        entry = self.entry(line, resource_labels, stream)
         with self.lock:
             self.entries.append(entry)
+        return entry
 
     def matching(self, log_filter):
-        terms = _parse(log_filter)
+        tree = parse(log_filter)
         with self.lock:
             entries = list(self.entries)
-        return [e for e in entries if all(_holds(e, term) for term in terms)]
+        return [e for e in entries if matches(tree, e)]
 
+    def snapshot(self):
+        with self.lock:
+            return copy.deepcopy(self.entries)
 
-def _parse(log_filter):
-    terms = []
-    for clause in _AND.split((log_filter or "").strip()) if (log_filter or "").strip() else []:
-        clause = clause.strip()
-        while clause.startswith("(") and clause.endswith(")"):
-            clause = clause[1:-1].strip()
-        match = _TERM.match(clause)
-        if not match:
-            raise ApiError(400, f"Unparseable filter: {clause!r} (this stand-in takes comparisons joined by AND)")
-        path, op, value = match.groups()
-        if value.startswith('"'):
-            value = value[1:-1].replace('\\"', '"')
-        terms.append((path, op, value))
-    return terms
-
-
-def _lookup(entry, path):
-    if path == "timestamp":
-        return entry.get("timestamp")
-    node = entry
-    for part in re.findall(r'"[^"]*"|[^.]+', path):
-        part = part.strip('"')
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def _holds(entry, term):
-    path, op, wanted = term
-    value = _lookup(entry, path)
-    if value is None:
-        return op == "!="
-    if path == "severity":
-        rank = {name: i for i, name in enumerate(_SEVERITIES)}
-        left, right = rank.get(str(value), 0), rank.get(wanted.upper(), -1)
-        if right < 0:
-            raise ApiError(400, f"Unknown severity in filter: {wanted!r}")
-    elif path == "timestamp":
-        left, right = _normalise_time(str(value)), _normalise_time(wanted)
-    else:
-        left, right = ("true" if value else "false") if isinstance(value, bool) else str(value), wanted
-    if op == ":":
-        return str(right).lower() in str(left).lower()
-    return {"=": left == right, "!=": left != right, ">=": left >= right, "<=": left <= right,
-            ">": left > right, "<": left < right}[op]
+    def restore(self, snapshot):
+        with self.lock:
+            self.entries[:] = copy.deepcopy(snapshot)
 
 
 class LoggingApi:
@@ -144,7 +102,7 @@ class LoggingApi:
         self.store = store
 
     def __call__(self, method, host, path, query, read_body):
-        if not _ENTRIES_LIST.match(path):
+        if host != HOST or path != "/v2/entries:list":
             return None
         if method != "POST":
             raise ApiError(404, f"{method} {path} is not supported.")

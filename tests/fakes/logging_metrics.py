@@ -5,8 +5,9 @@ declared labels only. It adds what the server adds (times, the metric descriptor
 import copy
 import re
 
-from tests.fakes.google_api import GoogleError, StandIn, now, proto3, route
-from tests.fakes.log_entries import parse
+from tests.fakes.google_api import ApiError, StandIn, now, proto3, route
+from tests.fakes.log_query import parse
+from tests.fakes.logging_api import HOST
 
 _NAME = re.compile(r"^[A-Za-z0-9_.\-/]{1,100}$")
 _EXTRACTOR = re.compile(r"^(EXTRACT\([\w.]+\)|REGEXP_EXTRACT\([\w.]+, \".*\"\))$")
@@ -15,35 +16,35 @@ _METRICS = r"^/v2/projects/([^/]+)/metrics"
 
 def _checked(metric):
     if not _NAME.match(metric.get("name", "")):
-        raise GoogleError(400, f"Invalid metric name {metric.get('name')!r}.")
+        raise ApiError(400, f"Invalid metric name {metric.get('name')!r}.")
     if not metric.get("filter"):
-        raise GoogleError(400, "A log-based metric needs a filter.")
+        raise ApiError(400, "A log-based metric needs a filter.")
     parse(metric["filter"])
     descriptor = metric.setdefault("metricDescriptor", {})
     descriptor.setdefault("metricKind", "DELTA")
     descriptor.setdefault("valueType", "INT64")
     if descriptor["metricKind"] != "DELTA":
-        raise GoogleError(400, "Log-based metrics must be DELTA metrics.")
+        raise ApiError(400, "Log-based metrics must be DELTA metrics.")
     if descriptor["valueType"] == "DISTRIBUTION":
         if not _EXTRACTOR.match(metric.get("valueExtractor", "")):
-            raise GoogleError(400, "A DISTRIBUTION metric needs a valueExtractor EXTRACT(field) or REGEXP_EXTRACT.")
+            raise ApiError(400, "A DISTRIBUTION metric needs a valueExtractor EXTRACT(field) or REGEXP_EXTRACT.")
         kinds = [k for k in ("linearBuckets", "exponentialBuckets", "explicitBuckets") if k in metric.get("bucketOptions", {})]
         if len(kinds) != 1:
-            raise GoogleError(400, "A DISTRIBUTION metric needs exactly one kind of bucketOptions.")
+            raise ApiError(400, "A DISTRIBUTION metric needs exactly one kind of bucketOptions.")
         bounds = metric["bucketOptions"].get("explicitBuckets", {}).get("bounds")
         if bounds is not None and any(a >= b for a, b in zip(bounds, bounds[1:])):
-            raise GoogleError(400, "explicitBuckets.bounds must increase.")
+            raise ApiError(400, "explicitBuckets.bounds must increase.")
     elif metric.get("valueExtractor") or metric.get("bucketOptions"):
-        raise GoogleError(400, "valueExtractor and bucketOptions belong to DISTRIBUTION metrics.")
+        raise ApiError(400, "valueExtractor and bucketOptions belong to DISTRIBUTION metrics.")
     declared = {label["key"] for label in descriptor.get("labels", [])}
     for key, extractor in (metric.get("labelExtractors") or {}).items():
         if key not in declared or not _EXTRACTOR.match(extractor):
-            raise GoogleError(400, f"labelExtractors[{key}] needs a declared label and EXTRACT(field).")
+            raise ApiError(400, f"labelExtractors[{key}] needs a declared label and EXTRACT(field).")
     return metric
 
 
 class LoggingMetrics(StandIn):
-    host = "logging-fake"
+    host = HOST
 
     def __init__(self, world):
         super().__init__(world)
@@ -71,21 +72,21 @@ class LoggingMetrics(StandIn):
     def create(self, project, query, body):
         self.world.check_project(project)
         if body.get("name") in self.state["metrics"]:
-            raise GoogleError(409, f"Metric {body['name']} already exists.")
+            raise ApiError(409, f"Metric {body['name']} already exists.")
         return self._stored(project, body)
 
     @route("GET", _METRICS + r"/([^:]+)$")
     def get(self, project, name, query, body):
         self.world.check_project(project)
         if name not in self.state["metrics"]:
-            raise GoogleError(404, f"Metric {name} does not exist.")
+            raise ApiError(404, f"Metric {name} does not exist.")
         return self.state["metrics"][name]
 
     @route("PUT", _METRICS + r"/([^:]+)$", write=True)
     def update(self, project, name, query, body):  # creates it if missing, as projects.metrics.update does
         self.world.check_project(project)
         if body.get("name", name) != name:
-            raise GoogleError(400, f"The metric's name {body.get('name')!r} is not {name!r}.")
+            raise ApiError(400, f"The metric's name {body.get('name')!r} is not {name!r}.")
         created = self.state["metrics"].get(name, {}).get("createTime")
         return self._stored(project, {**body, "name": name}, created)
 

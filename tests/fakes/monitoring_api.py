@@ -16,8 +16,9 @@ import re
 import threading
 import time
 
-from tests.fakes.cloud_run_state import ApiError
+from tests.fakes.google_api import ApiError, stamp
 
+HOST = "monitoring-fake"  # the Monitoring configuration stand-in (monitoring_config.py) answers here too
 _TIME_SERIES = re.compile(r"^/v3/projects/([^/]+)/timeSeries$")
 _TERM = re.compile(r'^\s*([\w.]+)\s*(=|!=)\s*"([^"]*)"\s*$')
 _AND = re.compile(r'\s+AND\s+(?=(?:[^"]*"[^"]*")*[^"]*$)')
@@ -28,7 +29,7 @@ BUCKETS = {"numFiniteBuckets": 100, "growthFactor": 1.4, "scale": 1.0}
 
 
 def _stamp(seconds):
-    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return stamp(datetime.datetime.fromtimestamp(seconds, datetime.UTC))
 
 
 def _seconds(text, name):
@@ -147,7 +148,7 @@ class MonitoringApi:
 
     def __call__(self, method, host, path, query, read_body, headers=None):
         match = _TIME_SERIES.match(path)
-        if not match:
+        if host != HOST or not match:
             return None
         self.calls += 1
         if (headers or {}).get("Authorization") != f"Bearer {self.token}":

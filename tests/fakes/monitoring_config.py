@@ -11,7 +11,8 @@ import uuid
 
 import promql_parser
 
-from tests.fakes.google_api import GoogleError, StandIn, now, proto3, route, unique
+from tests.fakes.google_api import ApiError, StandIn, now, proto3, route, unique
+from tests.fakes.monitoring_api import HOST
 
 _DURATION = re.compile(r"^\d+s$")
 _LABEL = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -27,66 +28,66 @@ def _promql(query, where):
     try:
         promql_parser.parse(query)
     except ValueError as error:
-        raise GoogleError(400, f"{where}: invalid PromQL query: {error}") from None
+        raise ApiError(400, f"{where}: invalid PromQL query: {error}") from None
 
 
 def _check_dashboard(dashboard):
     if not dashboard.get("displayName"):
-        raise GoogleError(400, "Field displayName is required.")
+        raise ApiError(400, "Field displayName is required.")
     layouts = [k for k in ("gridLayout", "mosaicLayout", "rowLayout", "columnLayout") if k in dashboard]
     if len(layouts) != 1:
-        raise GoogleError(400, "A dashboard needs exactly one layout.")
+        raise ApiError(400, "A dashboard needs exactly one layout.")
     mosaic = dashboard.get("mosaicLayout", {})
     columns = mosaic.get("columns", 12)
     widgets = [(f"mosaicLayout.tiles[{i}].widget", t.get("widget", {})) for i, t in enumerate(mosaic.get("tiles", []))]
     for i, tile in enumerate(mosaic.get("tiles", [])):
         if tile.get("xPos", 0) + tile.get("width", 0) > columns or tile.get("width", 0) <= 0 or tile.get("height", 0) <= 0:
-            raise GoogleError(400, f"mosaicLayout.tiles[{i}] lies outside the {columns}-column grid.")
+            raise ApiError(400, f"mosaicLayout.tiles[{i}] lies outside the {columns}-column grid.")
     for where, widget in widgets:
         kinds = [k for k in _WIDGETS if k in widget]
         if len(kinds) != 1:
-            raise GoogleError(400, f"{where} needs exactly one kind of content, has {kinds}.")
+            raise ApiError(400, f"{where} needs exactly one kind of content, has {kinds}.")
         data_sets = widget["xyChart"].get("dataSets", []) if "xyChart" in widget else []
         if "xyChart" in widget and not data_sets:
-            raise GoogleError(400, f"{where}.xyChart needs dataSets.")
+            raise ApiError(400, f"{where}.xyChart needs dataSets.")
         for j, data in enumerate(data_sets):
             query = data.get("timeSeriesQuery", {})
             if len([k for k in _QUERIES if k in query]) != 1:
-                raise GoogleError(400, f"{where}.xyChart.dataSets[{j}] needs exactly one query.")
+                raise ApiError(400, f"{where}.xyChart.dataSets[{j}] needs exactly one query.")
             if "prometheusQuery" in query:
                 _promql(query["prometheusQuery"], f"{where}.xyChart.dataSets[{j}]")
 
 
 def _check_policy(policy, project):
     if not policy.get("displayName"):
-        raise GoogleError(400, "Field alertPolicy.displayName is required.")
+        raise ApiError(400, "Field alertPolicy.displayName is required.")
     conditions = policy.get("conditions", [])
     if not 1 <= len(conditions) <= 6:
-        raise GoogleError(400, "An alert policy needs 1 to 6 conditions.")
+        raise ApiError(400, "An alert policy needs 1 to 6 conditions.")
     if len(conditions) > 1 and policy.get("combiner") not in ("AND", "OR", "AND_WITH_MATCHING_RESOURCE"):
-        raise GoogleError(400, "A policy with several conditions needs a combiner.")
+        raise ApiError(400, "A policy with several conditions needs a combiner.")
     for i, condition in enumerate(conditions):
         kinds = [k for k in _CONDITIONS if k in condition]
         if len(kinds) != 1 or not condition.get("displayName"):
-            raise GoogleError(400, f"conditions[{i}] needs a displayName and exactly one kind of condition.")
+            raise ApiError(400, f"conditions[{i}] needs a displayName and exactly one kind of condition.")
         promql = condition.get("conditionPrometheusQueryLanguage")
         if promql is not None:
             _promql(promql.get("query", ""), f"conditions[{i}]")
             for key in ("duration", "evaluationInterval"):
                 if key in promql and not _DURATION.match(promql[key]):
-                    raise GoogleError(400, f"conditions[{i}].{key} must be a duration like '60s'.")
+                    raise ApiError(400, f"conditions[{i}].{key} must be a duration like '60s'.")
     if policy.get("severity", "CRITICAL") not in _SEVERITIES:
-        raise GoogleError(400, f"Unknown severity {policy.get('severity')!r}.")
+        raise ApiError(400, f"Unknown severity {policy.get('severity')!r}.")
     for key, value in (policy.get("userLabels") or {}).items():
         if not _LABEL.match(key) or not re.match(r"^[a-z0-9_-]{0,63}$", value):
-            raise GoogleError(400, f"userLabels {key}={value!r}: lowercase letters, digits, '_' and '-' only.")
+            raise ApiError(400, f"userLabels {key}={value!r}: lowercase letters, digits, '_' and '-' only.")
     for channel in policy.get("notificationChannels", []):
         if not re.match(rf"^projects/({re.escape(project)}|\d+)/notificationChannels/\d+$", channel):
-            raise GoogleError(400, f"Notification channel {channel!r} does not exist.")
+            raise ApiError(400, f"Notification channel {channel!r} does not exist.")
 
 
 class MonitoringConfig(StandIn):
-    host = "monitoring-fake"
+    host = HOST
 
     def __init__(self, world):
         super().__init__(world)
@@ -96,7 +97,7 @@ class MonitoringConfig(StandIn):
     def _dashboard(self, project, dashboard_id):
         self.world.check_project(project)
         if dashboard_id not in self.state["dashboards"]:
-            raise GoogleError(404, f"Dashboard projects/{project}/dashboards/{dashboard_id} does not exist.")
+            raise ApiError(404, f"Dashboard projects/{project}/dashboards/{dashboard_id} does not exist.")
         return self.state["dashboards"][dashboard_id]
 
     @route("GET", r"^/v1/projects/([^/]+)/dashboards$")
@@ -112,7 +113,7 @@ class MonitoringConfig(StandIn):
     def create_dashboard(self, project, query, body):
         self.world.check_project(project)
         if body.get("etag"):
-            raise GoogleError(400, "An etag must not be given when creating a dashboard.")
+            raise ApiError(400, "An etag must not be given when creating a dashboard.")
         _check_dashboard(body)
         dashboard_id = str(uuid.uuid4())
         dashboard = proto3({**copy.deepcopy(body), "name": f"projects/{self.world.number}/dashboards/{dashboard_id}",
@@ -125,7 +126,7 @@ class MonitoringConfig(StandIn):
     def update_dashboard(self, project, dashboard_id, query, body):
         found = self._dashboard(project, dashboard_id)
         if body.get("etag") and body["etag"] != found["etag"]:
-            raise GoogleError(409, "The dashboard was changed since it was read (etag mismatch).", "ABORTED")
+            raise ApiError(409, "The dashboard was changed since it was read (etag mismatch).", "ABORTED")
         _check_dashboard(body)
         dashboard = proto3({**copy.deepcopy(body), "name": found["name"], "etag": unique("etag-")})
         self.state["dashboards"][dashboard_id] = dashboard
@@ -135,7 +136,7 @@ class MonitoringConfig(StandIn):
     def _policy(self, project, policy_id):
         self.world.check_project(project)
         if policy_id not in self.state["policies"]:
-            raise GoogleError(404, f"Alert policy projects/{project}/alertPolicies/{policy_id} does not exist.")
+            raise ApiError(404, f"Alert policy projects/{project}/alertPolicies/{policy_id} does not exist.")
         return self.state["policies"][policy_id]
 
     def _stored(self, policy_id, policy, created=None):
@@ -162,7 +163,7 @@ class MonitoringConfig(StandIn):
     def create_policy(self, project, query, body):
         self.world.check_project(project)
         if body.get("name"):
-            raise GoogleError(400, "The name of a new alert policy is chosen by the server.")
+            raise ApiError(400, "The name of a new alert policy is chosen by the server.")
         _check_policy(body, self.world.project_id)
         return self._stored(unique("1"), body)
 

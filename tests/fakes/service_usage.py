@@ -2,7 +2,7 @@
 
 import re
 
-from tests.fakes.google_api import GoogleError, StandIn, done_operation, route, unique
+from tests.fakes.google_api import ApiError, StandIn, done_operation, route, unique
 
 _SERVICE = re.compile(r"^[a-z][a-z0-9-]*(\.[a-z0-9-]+)*\.googleapis\.com$")
 
@@ -23,7 +23,7 @@ class ServiceUsage(StandIn):
     def list(self, project, query, body):
         self.world.check_project(project)
         if query.get("filter") != "state:ENABLED":
-            raise GoogleError(400, "this stand-in lists enabled services only (filter=state:ENABLED)")
+            raise ApiError(400, "this stand-in lists enabled services only (filter=state:ENABLED)")
         services = [self._service(name) for name in sorted(self.state["enabled"])]
         return {"services": services} if services else {}
 
@@ -35,7 +35,7 @@ class ServiceUsage(StandIn):
     def _enable(self, names):
         unknown = [name for name in names if not _SERVICE.match(name)]
         if unknown:
-            raise GoogleError(403, f"Not found or permission denied for service(s): {', '.join(unknown)}.")
+            raise ApiError(403, f"Not found or permission denied for service(s): {', '.join(unknown)}.")
         self.state["enabled"] |= set(names)
         return done_operation(f"operations/acf.p2-{self.world.number}-{unique()}",
                               {"@type": "type.googleapis.com/google.api.serviceusage.v1.BatchEnableServicesResponse",
@@ -46,7 +46,7 @@ class ServiceUsage(StandIn):
         self.world.check_project(project)
         names = body.get("serviceIds", [])
         if not 0 < len(names) <= 20:
-            raise GoogleError(400, "serviceIds must name 1 to 20 services.")
+            raise ApiError(400, "serviceIds must name 1 to 20 services.")
         return self._enable(names)
 
     @route("POST", r"^/v1/projects/([^/]+)/services/([^/:]+):enable$", write=True)
@@ -57,5 +57,5 @@ class ServiceUsage(StandIn):
     @route("GET", r"^/v1/(operations/[^/]+)$")
     def operation(self, name, query, body):
         if name not in self.state["operations"]:
-            raise GoogleError(404, f"Operation {name} not found.")
+            raise ApiError(404, f"Operation {name} not found.")
         return self.state["operations"][name]

@@ -4,7 +4,7 @@ Objects themselves are served by the real GCS-API server of tests/gcs_server.py;
 which buckets exist and who may read them.
 """
 
-from tests.fakes.google_api import GoogleError, Policy, StandIn, route
+from tests.fakes.google_api import ApiError, Policy, StandIn, route
 
 
 class StorageIam(StandIn):
@@ -19,7 +19,7 @@ class StorageIam(StandIn):
 
     def _bucket(self, name):
         if name not in self.state["buckets"]:
-            raise GoogleError(404, "The specified bucket does not exist.")
+            raise ApiError(404, "The specified bucket does not exist.")
         return self.state["buckets"][name]
 
     def _answer(self, name):

@@ -97,8 +97,9 @@ def _score_shard(shard, kind: str, model, target: str, config, meter: Meter) -> 
             meter.add(len(prepared.parsed.echoes), errors, target)
 
         batches = lines.batches(source.read, start, shard.end, config.batch_size, at_line_start=shard.index == 0)
-        # The model runs in a thread of its own (numpy and scikit-learn release the GIL), so reading,
-        # parsing and validating the next batch overlap the prediction of this one.
+        # The model runs in a thread of its own, so the next batch is parsed while this one is scored
+        # wherever the model keeps the GIL released. A forest does not (scikit-learn takes it back after
+        # every tree): on two CPUs it scores no faster than on one, see the README's batch figures.
         with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="model") as pool:
             pending = collections.deque()
             for batch in lines.read_ahead(batches):

@@ -66,8 +66,8 @@ def main(argv: list[str]) -> int:
         _log("`python -m model train` is not available yet: measuring without our function")
         names = [s for s in names if s not in systems.OWN]
     # The floor runs in our function's venv: the same production stack, minus the server.
-    bins = {name: venvs.ensure(name, _log) for name in venvs.REQUIREMENTS if name in names or name == systems.OURS}
-    bins[systems.FLOOR] = bins[systems.OURS]
+    needed = {systems.OURS} | {systems.venv_for(name, model) for name in names for model in models}
+    bins = {name: venvs.ensure(name, _log) for name in venvs.REQUIREMENTS if name in needed}
     rounds = runner.run_rounds(models, names, run_plan, bins, work, _log)
     summary = report.aggregate(rounds)
     found = report.targets(summary, model_names)

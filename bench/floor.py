@@ -2,7 +2,8 @@
 
 Run as its own process on the server CPU (`python -m bench.floor MODEL.joblib ROWS.json SECONDS`) so
 its cold start (spawn -> first prediction) and memory compare with the servers'. It prints "ready"
-after the first prediction, then one JSON line of timings.
+after the first prediction, then one JSON line of timings. Rows that are objects (a DataFrame
+pipeline's) are built into DataFrames once, before the timing: the floor is the model call alone.
 """
 
 import json
@@ -39,7 +40,12 @@ def main(model_path: str, rows_path: str, seconds: float) -> None:
     model = joblib.load(model_path)
     with open(rows_path) as rows_file:
         rows = json.load(rows_file)
-    one, batch = np.asarray([rows["row"]], dtype=float), np.asarray(rows["batch"], dtype=float)
+    if isinstance(rows["row"], dict):
+        import pandas as pd
+
+        one, batch = pd.DataFrame.from_records([rows["row"]]), pd.DataFrame.from_records(rows["batch"])
+    else:
+        one, batch = np.asarray([rows["row"]], dtype=float), np.asarray(rows["batch"], dtype=float)
     first = model.predict(one).tolist()
     print("ready", json.dumps(first), flush=True)
     rss = _rss_mb()

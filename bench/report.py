@@ -18,6 +18,7 @@ EXTRA = ("port_open_s", "first_response_s", "rps_c1", "p50_c16_ms", "p99_c16_ms"
 TARGETS = (
     ("rps_c16", "forest", 5.0),
     ("rps_c16", "logreg", 1.5),
+    ("rps_c16", "churn", 3.0),
     ("cold_start_s", None, 0.6),
     ("p50_ms", None, 1.0),
     ("rss_mb", None, 1.0),

@@ -24,7 +24,7 @@ def _write(path: pathlib.Path, data: bytes) -> pathlib.Path:
 
 
 def measure_server(system: str, model: ModelFiles, plan: Plan, bins: dict, work: pathlib.Path) -> dict:
-    launch = systems.launch(system, model, work, bins[system])
+    launch = systems.launch(system, model, work, bins[systems.venv_for(system, model)])
     tag = f"{system}-{model.name}"
     row_file = _write(work / f"{tag}-row.json", launch.row_body)
     batch_file = _write(work / f"{tag}-batch.json", launch.batch_body)
@@ -86,9 +86,16 @@ def run_rounds(models: list[ModelFiles], names: list[str], plan: Plan, bins: dic
     (work / "logs").mkdir(parents=True, exist_ok=True)
     servers = [name for name in names if name != systems.FLOOR]
     if plan.prime:
-        for name in servers:  # untimed: warms the page cache and .pyc files for every system alike
-            log(f"priming {name}")
-            _safe(functools.partial(measure_server, name, models[0], _prime_plan(plan), bins, work), log)
+        # Untimed: warms the page cache and .pyc files for every system alike, once per venv it runs
+        # from and kind of model (a DataFrame model imports pandas).
+        primed = set()
+        for model in models:
+            for name in servers:
+                key = (systems.venv_for(name, model), model.layout)
+                if key not in primed:
+                    primed.add(key)
+                    log(f"priming {name} ({model.name})")
+                    _safe(functools.partial(measure_server, name, model, _prime_plan(plan), bins, work), log)
     rounds = []
     for index in range(plan.rounds):
         record = {"index": index, "probe_before": probe.measure(), "runs": []}
@@ -96,7 +103,8 @@ def run_rounds(models: list[ModelFiles], names: list[str], plan: Plan, bins: dic
             for name in _rotated(names, index):
                 log(f"round {index + 1}/{plan.rounds}: {name} {model.name}")
                 if name == systems.FLOOR:
-                    result = _safe(functools.partial(measure_floor, model, plan, bins[name], work), log)
+                    bin_dir = bins[systems.venv_for(name, model)]
+                    result = _safe(functools.partial(measure_floor, model, plan, bin_dir, work), log)
                 else:
                     result = _safe(functools.partial(measure_server, name, model, plan, bins, work), log)
                 record["runs"].append({"system": name, "model": model.name, **result})

@@ -2,7 +2,9 @@
 
 Every system gets the same model (fit.ModelFiles) and the same rows; only the envelope differs
 (our function and FastAPI take `{"features": [...]}` / `{"instances": [[...]]}`, MLServer the V2
-`inputs` tensor). Peers run without access logs, as one would deploy them.
+`inputs` tensor). For a DataFrame model ("frame" layout) our function and FastAPI take
+`{"instances": [{...}]}`, rows as objects keyed by column, and MLServer one V2 input per column with
+its pandas codec. Peers run without access logs, as one would deploy them.
 """
 
 import dataclasses
@@ -16,6 +18,7 @@ from bench.plan import PEERS_DIR, REPO_DIR, THREAD_ENV
 from tests.net import free_port
 
 OURS, OURS_ONNX, FASTAPI, MLSERVER, FLOOR = "ours", "ours-onnx", "fastapi", "mlserver", "floor"
+FASTAPI_FRAME_VENV = "fastapi-frame"
 SERVERS = (OURS, OURS_ONNX, FASTAPI, MLSERVER)
 OWN = (OURS, OURS_ONNX)
 PEERS = (FASTAPI, MLSERVER)
@@ -40,12 +43,25 @@ class Launch:
     predictions: Callable[[dict], list]  # response JSON -> list of predictions
 
 
+def venv_for(system: str, model: ModelFiles) -> str:
+    """The venv (venvs.REQUIREMENTS) a system runs from for a model: FastAPI has pandas only for DataFrame models."""
+    if system == FASTAPI and model.layout == "frame":
+        return FASTAPI_FRAME_VENV
+    return OURS if system == FLOOR else system
+
+
 def _env(extra: dict[str, str]) -> dict[str, str]:
     return {**os.environ, **THREAD_ENV, **extra}
 
 
 def _json(obj) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def _plain_bodies(model: ModelFiles) -> dict[str, bytes]:
+    """One row and a batch: `{"features": [...]}` for numbers, `{"instances": [{...}]}` for a DataFrame model."""
+    one = {"instances": [model.row]} if model.layout == "frame" else {"features": model.row}
+    return {"row_body": _json(one), "batch_body": _json({"instances": model.batch})}
 
 
 def _ours(model: ModelFiles, work: pathlib.Path, bin_dir: pathlib.Path, model_dir=None) -> Launch:
@@ -55,8 +71,7 @@ def _ours(model: ModelFiles, work: pathlib.Path, bin_dir: pathlib.Path, model_di
                 "MODEL_URI": str(model_dir or model.ours_dir), "PORT": str(port)})
     return Launch(
         cmd=[str(bin_dir / "functions-framework"), "--target=predict", "--host=127.0.0.1", f"--port={port}"],
-        env=env, cwd=REPO_DIR, port=port, path="/predict",
-        row_body=_json({"features": model.row}), batch_body=_json({"instances": model.batch}),
+        env=env, cwd=REPO_DIR, port=port, path="/predict", **_plain_bodies(model),
         predictions=lambda body: body["predictions"],
     )
 
@@ -68,11 +83,12 @@ def _ours_onnx(model: ModelFiles, work: pathlib.Path, bin_dir: pathlib.Path) -> 
 
 def _fastapi(model: ModelFiles, work: pathlib.Path, bin_dir: pathlib.Path) -> Launch:
     port = free_port()
+    app = "fastapi_frame_app:app" if model.layout == "frame" else "fastapi_app:app"
     return Launch(
-        cmd=[str(bin_dir / "uvicorn"), "fastapi_app:app", "--app-dir", str(PEERS_DIR),
+        cmd=[str(bin_dir / "uvicorn"), app, "--app-dir", str(PEERS_DIR),
              "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
         env=_env({"MODEL_PATH": str(model.joblib_path)}), cwd=work, port=port, path="/predict",
-        row_body=_json({"features": model.row}), batch_body=_json({"instances": model.batch}),
+        **_plain_bodies(model),
         predictions=lambda body: body["predictions"],
     )
 
@@ -83,20 +99,38 @@ def _v2_body(rows: list[list[float]]) -> bytes:
     return _json({"inputs": [tensor]})
 
 
+def _v2_frame_body(rows: list[dict]) -> bytes:
+    """MLServer's pandas codec: one input per column, the request's content type "pd". Strings travel
+    as BYTES, decoded to `str` (not bytes) by the input's own content type "str", as the encoders were
+    fitted on str; a missing number is null."""
+    inputs = []
+    for name, first in rows[0].items():
+        values = [row[name] for row in rows]
+        tensor = {"name": name, "shape": [len(rows)], "data": values}
+        if isinstance(first, str):
+            tensor.update(datatype="BYTES", parameters={"content_type": "str"})
+        else:
+            tensor["datatype"] = "BOOL" if isinstance(first, bool) else "FP64"
+        inputs.append(tensor)
+    return _json({"inputs": inputs, "parameters": {"content_type": "pd"}})
+
+
 def _mlserver(model: ModelFiles, work: pathlib.Path, bin_dir: pathlib.Path) -> Launch:
     port = free_port()
     repo = work / f"mlserver-{model.name}"
     repo.mkdir(parents=True, exist_ok=True)
     settings = {"host": "127.0.0.1", "http_port": port, "grpc_port": free_port(),
                 "metrics_port": free_port(), "debug": False}
-    model_settings = {"name": "iris", "implementation": "mlserver_sklearn.SKLearnModel",
+    model_settings = {"name": model.name, "implementation": "mlserver_sklearn.SKLearnModel",
                       "parameters": {"uri": str(model.joblib_path), "version": "1"}}
     (repo / "settings.json").write_text(json.dumps(settings, indent=2))
     (repo / "model-settings.json").write_text(json.dumps(model_settings, indent=2))
+    row_body, batch_body = (_v2_frame_body([model.row]), _v2_frame_body(model.batch)) if model.layout == "frame" else (
+        _v2_body([model.row]), _v2_body(model.batch))
     return Launch(
         cmd=[str(bin_dir / "mlserver"), "start", str(repo)],
-        env=_env({}), cwd=repo, port=port, path="/v2/models/iris/infer",
-        row_body=_v2_body([model.row]), batch_body=_v2_body(model.batch),
+        env=_env({}), cwd=repo, port=port, path=f"/v2/models/{model.name}/infer",
+        row_body=row_body, batch_body=batch_body,
         predictions=lambda body: body["outputs"][0]["data"],
     )
 

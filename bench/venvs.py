@@ -19,6 +19,9 @@ REQUIREMENTS = {
     "ours": REPO_DIR / "requirements.txt",
     "ours-onnx": REPO_DIR / "requirements-onnx.txt",
     "fastapi": PEERS_DIR / "fastapi.txt",
+    # FastAPI for DataFrame models: the same stack plus pandas, kept apart so that the FastAPI serving
+    # the numeric models starts as it would without pandas installed.
+    "fastapi-frame": PEERS_DIR / "fastapi_frame.txt",
     "mlserver": PEERS_DIR / "mlserver.txt",
 }
 

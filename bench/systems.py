@@ -58,7 +58,7 @@ def _json(obj) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
-def _plain_bodies(model: ModelFiles) -> dict[str, bytes]:
+def plain_bodies(model: ModelFiles) -> dict[str, bytes]:
     """One row and a batch: `{"features": [...]}` for numbers, `{"instances": [{...}]}` for a DataFrame model."""
     one = {"instances": [model.row]} if model.layout == "frame" else {"features": model.row}
     return {"row_body": _json(one), "batch_body": _json({"instances": model.batch})}
@@ -71,7 +71,7 @@ def _ours(model: ModelFiles, work: pathlib.Path, bin_dir: pathlib.Path, model_di
                 "MODEL_URI": str(model_dir or model.ours_dir), "PORT": str(port)})
     return Launch(
         cmd=[str(bin_dir / "functions-framework"), "--target=predict", "--host=127.0.0.1", f"--port={port}"],
-        env=env, cwd=REPO_DIR, port=port, path="/predict", **_plain_bodies(model),
+        env=env, cwd=REPO_DIR, port=port, path="/predict", **plain_bodies(model),
         predictions=lambda body: body["predictions"],
     )
 
@@ -88,7 +88,7 @@ def _fastapi(model: ModelFiles, work: pathlib.Path, bin_dir: pathlib.Path) -> La
         cmd=[str(bin_dir / "uvicorn"), app, "--app-dir", str(PEERS_DIR),
              "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
         env=_env({"MODEL_PATH": str(model.joblib_path)}), cwd=work, port=port, path="/predict",
-        **_plain_bodies(model),
+        **plain_bodies(model),
         predictions=lambda body: body["predictions"],
     )
 

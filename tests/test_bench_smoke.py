@@ -42,7 +42,7 @@ def test_bench_quick_run_reports_every_system_and_metric(tmp_path):
                 assert cell["metrics"][metric]["median"] > 0, (system, model, metric)
     # Every target compares our function with a peer, per model where the target applies to all.
     assert {(t["metric"], t["model"]) for t in result["targets"]} == {
-        ("rps_c16", "forest"), ("rps_c16", "logreg"),
+        ("rps_c16", "forest"), ("rps_c16", "logreg"), ("rps_c16", "churn"),
         *((metric, model) for metric in ("cold_start_s", "p50_ms", "rss_mb") for model in plan.MODELS),
     }
     assert "req/s c=16" in done.stdout
@@ -63,8 +63,8 @@ def test_overhead_times_every_layer_of_a_request(tmp_path):
     rows = [re.fullmatch(r"\s+(\d+)\s+(.+?)\s+\(\+(-?\d+)\)", line) for line in lines]
     assert all(rows), done.stdout
     micros = {row[2]: int(row[1]) for row in rows}
-    assert list(micros) == ["estimator.predict", "predictor (thread, batcher)", "router (read, parse, validate, log)",
-                            "ASGI app (functions-framework)"]
+    assert list(micros) == ["estimator.predict", "input built, predict", "predictor (thread, batcher)",
+                            "router (read, parse, validate, log)", "ASGI app (functions-framework)"]
     assert all(0 < value < 1_000_000 for value in micros.values()), micros
     # Each layer wraps the one before it; the whole app cannot cost less than the model call inside it.
     assert micros["ASGI app (functions-framework)"] > micros["estimator.predict"], micros

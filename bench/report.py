@@ -13,7 +13,8 @@ METRICS = {
     "batch_rows_per_s": ("rows/s 256-batch", False),
     "rss_mb": ("RSS MB", True),
 }
-EXTRA = ("port_open_s", "first_response_s", "rps_c1", "p50_c16_ms", "p99_c16_ms", "pss_mb", "rss_ready_mb")
+EXTRA = ("port_open_s", "first_response_s", "rps_c1", "p50_c16_ms", "p99_c16_ms", "cpu_ms_per_req_c16", "pss_mb",
+         "rss_ready_mb")
 # (metric, model or None for every model, most allowed ratio ours / best peer or least for throughput)
 TARGETS = (
     ("rps_c16", "forest", 5.0),

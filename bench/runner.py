@@ -38,7 +38,9 @@ def measure_server(system: str, model: ModelFiles, plan: Plan, bins: dict, work:
         if plan.warmup_seconds:
             loadgen.run(url, row_file, CONCURRENCY, plan.warmup_seconds, plan.wrk_timeout_s)
         c1 = loadgen.run(url, row_file, 1, plan.load_seconds, plan.wrk_timeout_s)
+        cpu_before = server.cpu_seconds()
         c16 = loadgen.run(url, row_file, CONCURRENCY, plan.load_seconds, plan.wrk_timeout_s)
+        cpu_c16 = server.cpu_seconds() - cpu_before
         batch = loadgen.run(url, batch_file, CONCURRENCY, plan.load_seconds, plan.wrk_timeout_s)
         checks += [server.check(launch.row_body, expected_row), server.check(launch.batch_body, model.expected_batch)]
         after = server.memory()
@@ -47,6 +49,7 @@ def measure_server(system: str, model: ModelFiles, plan: Plan, bins: dict, work:
     metrics.update({
         "p50_ms": c1["p50_ms"], "p99_ms": c1["p99_ms"], "rps_c1": c1["rps"],
         "rps_c16": c16["rps"], "p50_c16_ms": c16["p50_ms"], "p99_c16_ms": c16["p99_ms"],
+        "cpu_ms_per_req_c16": cpu_c16 * 1000 / max(1, c16["requests"]),
         "batch_rows_per_s": batch["rps"] * BATCH_ROWS, "batch_p50_ms": batch["p50_ms"],
         "rss_mb": after["rss_mb"], "pss_mb": after["pss_mb"], "rss_ready_mb": ready["rss_mb"],
         "processes": after["processes"],

@@ -70,19 +70,25 @@ def test_overhead_times_every_layer_of_a_request(tmp_path):
     assert micros["ASGI app (functions-framework)"] > micros["estimator.predict"], micros
 
 
-def test_committed_chart_is_drawn_from_the_committed_results(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "bench.chart", str(plan.BENCH_DIR / "results.json"), str(tmp_path / "c.svg")],
+# The committed runs: results (the iris models) and results-churn (the DataFrame pipeline).
+COMMITTED = ["results", "results-churn"]
+
+
+@pytest.mark.parametrize("name", COMMITTED)
+def test_committed_chart_is_drawn_from_the_committed_results(tmp_path, name):
+    done = subprocess.run([sys.executable, "-m", "bench.chart", str(plan.BENCH_DIR / f"{name}.json"), str(tmp_path / "c.svg")],
                           cwd=plan.REPO_DIR, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
-    assert (tmp_path / "c.svg").read_text() == (plan.BENCH_DIR / "results.svg").read_text()
+    assert (tmp_path / "c.svg").read_text() == (plan.BENCH_DIR / f"{name}.svg").read_text()
 
 
-def test_chart_legend_stays_inside_the_picture():
-    chart = ElementTree.parse(plan.BENCH_DIR / "results.svg").getroot()
+@pytest.mark.parametrize("name", COMMITTED)
+def test_chart_legend_stays_inside_the_picture(name):
+    chart = ElementTree.parse(plan.BENCH_DIR / f"{name}.svg").getroot()
     width = float(chart.get("width"))
     ns = "{http://www.w3.org/2000/svg}"
     swatches = [r for r in chart.findall(f"{ns}rect") if r.get("width") == "12" and r.get("height") == "12"]
-    assert len(swatches) == len(json.loads((plan.BENCH_DIR / "results.json").read_text())["systems"])
+    assert len(swatches) == len(json.loads((plan.BENCH_DIR / f"{name}.json").read_text())["systems"])
     labels = {(t.get("x"), t.get("y")): t.text for t in chart.findall(f"{ns}text")}
     for swatch in swatches:
         x, y = float(swatch.get("x")), float(swatch.get("y"))

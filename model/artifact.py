@@ -104,12 +104,16 @@ def _read_baked(model_dir: pathlib.Path, manifest: dict, timeline: Timeline):
 
 def _import_libraries(fmt: str) -> None:
     """Imports what deserializing needs up front, so the timeline tells imports from loading."""
-    imports.import_sklearn()
+    try:
+        imports.import_sklearn()
 
-    if fmt == "skops":
-        import skops.io  # noqa: F401
-    else:
-        import joblib  # noqa: F401
+        if fmt == "skops":
+            import skops.io  # noqa: F401
+        else:
+            import joblib  # noqa: F401
+    except ImportError as e:  # the compiled image: ONNX Runtime only
+        raise ModelUnreadable(f"this model is served by scikit-learn, and {e.name} is not installed here: the "
+                              "compiled image serves only models built with `--runtime onnx`") from None
 
 
 def _schema_of(manifest: dict, manifest_path: pathlib.Path, estimator, features: list) -> Schema:

@@ -6,7 +6,8 @@ import pathlib
 from bench.report import METRICS
 from bench.systems import LABELS
 
-_COLORS = {"ours": "#1a73e8", "ours-onnx": "#8430ce", "fastapi": "#34a853", "mlserver": "#f29900", "floor": "#9aa0a6"}
+_COLORS = {"ours": "#1a73e8", "ours-uri": "#7baaf7", "ours-onnx": "#8430ce", "fastapi": "#34a853", "mlserver": "#f29900",
+           "floor": "#9aa0a6"}
 _PANEL_W, _PANEL_H, _COLS, _TOP = 320, 250, 3, 70
 _MODEL_NAMES = {"forest": "RandomForest(100)", "logreg": "LogisticRegression"}
 

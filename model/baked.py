@@ -80,7 +80,10 @@ def check(model_dir: pathlib.Path, manifest: dict) -> pathlib.Path:
     if record.get("versions") != _versions():
         raise Stale(f"it was written with {record.get('versions')}, but {_versions()} are running")
     path = model_dir / PICKLE_NAME
-    actual = manifests.sha256_of(path)
+    try:
+        actual = manifests.sha256_of(path)
+    except FileNotFoundError:
+        raise Stale(f"{RECORD_NAME} names {PICKLE_NAME}, which is missing") from None
     if actual != record.get("sha256"):
         raise Stale(f"{PICKLE_NAME} has SHA-256 {actual}, but {RECORD_NAME} expects {record.get('sha256')}")
     return path
@@ -93,13 +96,17 @@ def read(model_dir: pathlib.Path, manifest: dict, timeline):
     try:
         with timeline.step("verify"):
             path = check(model_dir, manifest)
-    except FileNotFoundError:
+        with timeline.step("load"), open(path, "rb") as f:
+            estimator = pickle.load(f)  # noqa: S301 - the built-in directory only, checked above; see the module docstring
+    except FileNotFoundError:  # no baked.json: there is no baked form
         return None
-    except (Stale, OSError) as e:
-        log.warning(f"ignoring the baked form of {model_dir}: {e}; loading {manifest['artifact']['file']} instead",
-                    extra={"event": "baked_model_ignored", "reason": str(e)})
+    except Exception as e:  # noqa: BLE001 - any failure of the shortcut falls back to the full checks
+        _ignored(model_dir, manifest, e if isinstance(e, (Stale, OSError)) else f"it does not unpickle ({type(e).__name__})")
         return None
     timeline.details["form"] = PICKLE_NAME
-    with timeline.step("load"):
-        with open(path, "rb") as f:
-            return pickle.load(f)  # noqa: S301 - the built-in directory only, checked above; see the module docstring
+    return estimator
+
+
+def _ignored(model_dir: pathlib.Path, manifest: dict, reason) -> None:
+    log.warning(f"ignoring the baked form of {model_dir}: {reason}; loading {manifest['artifact']['file']} instead",
+                extra={"event": "baked_model_ignored", "reason": str(reason)})

@@ -123,7 +123,8 @@ def test_only_a_local_path_to_the_builtin_directory_qualifies():
     assert not baked.applies(str(DEFAULT_MODEL_DIR.parent), DEFAULT_MODEL_DIR.parent)
 
 
-@pytest.mark.parametrize("tamper", ["pickle bytes", "artifact retrained", "library versions", "record"])
+@pytest.mark.parametrize("tamper", ["pickle bytes", "artifact retrained", "library versions", "record", "pickle gone",
+                                    "not a pickle"])
 def test_a_baked_form_that_fails_a_check_is_ignored_and_the_artifact_loads_the_full_way(builtin, tmp_path, caplog,
                                                                                          tamper):
     marker = tmp_path / "pickle-ran"
@@ -139,9 +140,17 @@ def test_a_baked_form_that_fails_a_check_is_ignored_and_the_artifact_loads_the_f
         record["versions"]["scikit-learn"] = "0.0"
         record_path.write_text(json.dumps(record))
         reason = "are running"
-    else:
+    elif tamper == "record":
         record_path.write_text("{not json")
         reason = "does not parse"
+    elif tamper == "pickle gone":
+        (builtin / baked.PICKLE_NAME).unlink()
+        reason = "is missing"
+    else:  # consistent with its record, yet no pickle: the shortcut gives way to the full checks
+        (builtin / baked.PICKLE_NAME).write_bytes(b"not a pickle")
+        record["sha256"] = sha256_of(builtin / baked.PICKLE_NAME)
+        record_path.write_text(json.dumps(record))
+        reason = "does not unpickle"
     model = _holder(str(builtin)).get()
     assert not marker.exists()
     assert model.format == "skops" and model.estimator.predict([IRIS_ROW]).tolist() == [0]

@@ -61,13 +61,16 @@ def main(argv: list[str]) -> int:
     work = plan.RESULTS_DIR / "work"
     work.mkdir(parents=True, exist_ok=True)
     os.sched_setaffinity(0, {plan.CLIENT_CPU})  # the harness shares the load generator's CPU
-    models = [fit.prepare(name, work, with_ours=any(s in names for s in systems.OWN)) for name in model_names]
-    if any(s in names for s in systems.OWN) and any(m.ours_dir is None for m in models):
+    bins = {name: venvs.ensure(name, _log) for name in venvs.REQUIREMENTS if name in names or name == systems.OURS}
+    # The floor runs in our function's venv (the same production stack, minus the server), as does
+    # our function with its model named by MODEL_URI.
+    bins[systems.FLOOR] = bins[systems.OURS_URI] = bins[systems.OURS]
+    with_ours = any(s in names for s in systems.OWN)
+    models = [fit.prepare(name, work, with_ours=with_ours, ours_python=bins[systems.OURS] / "python")
+              for name in model_names]
+    if with_ours and any(m.ours_dir is None for m in models):
         _log("`python -m model train` is not available yet: measuring without our function")
         names = [s for s in names if s not in systems.OWN]
-    # The floor runs in our function's venv: the same production stack, minus the server.
-    bins = {name: venvs.ensure(name, _log) for name in venvs.REQUIREMENTS if name in names or name == systems.OURS}
-    bins[systems.FLOOR] = bins[systems.OURS]
     rounds = runner.run_rounds(models, names, run_plan, bins, work, _log)
     summary = report.aggregate(rounds)
     found = report.targets(summary, model_names)

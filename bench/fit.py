@@ -1,13 +1,17 @@
 """The shared model files: one fitted estimator per model, in the format each system loads.
 
-Our function loads the directory `python -m model train` writes; the peers load the very same fitted
-estimator, re-saved with joblib (their native format). When `python -m model train` is not available
-the estimators are fitted here with the same settings, and our function is left out of the run.
+Our function serves the directory `python -m model train` writes as the image does: in a copy of the
+app (the files the Dockerfile copies) with the directory as its built-in model, baked by `python -m
+model bake` run with the function's own venv (as in the image's build stage). The same directory is
+also served through MODEL_URI, as a model from anywhere else is (the full safe path). The peers load the
+very same fitted estimator, re-saved with joblib (their native format). When `python -m model train`
+is not available the estimators are fitted here with the same settings, and our function is left out.
 """
 
 import dataclasses
 import json
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -17,7 +21,8 @@ from sklearn.datasets import load_iris
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
-from bench.plan import BATCH_ROWS, REPO_DIR
+from bench import venvs
+from bench.plan import APP_FILES, BATCH_ROWS, REPO_DIR
 
 RANDOM_STATE = 0
 
@@ -27,6 +32,7 @@ class ModelFiles:
     name: str  # "forest" or "logreg"
     joblib_path: pathlib.Path  # what the peers and the in-process floor load
     ours_dir: pathlib.Path | None  # what MODEL_URI points at; None without `python -m model train`
+    ours_app: pathlib.Path | None  # a copy of the app with the model baked into its built-in directory
     ours_onnx_dir: pathlib.Path | None  # the same estimator compiled with `--runtime onnx`
     row: list[float]  # the single-row request
     batch: list[list[float]]  # the 256-row request
@@ -50,6 +56,23 @@ def _train_ours(estimator: str, out: pathlib.Path, runtime: str = "sklearn") -> 
     return True
 
 
+def _deploy_ours(model_dir: pathlib.Path, app: pathlib.Path, python: pathlib.Path) -> pathlib.Path:
+    """The app as the image holds it: its files, and the model (these very files) baked into model/artifacts."""
+    if app.exists():
+        shutil.rmtree(app)
+    app.mkdir(parents=True)
+    for name in APP_FILES:
+        source = REPO_DIR / name
+        if source.is_dir():
+            shutil.copytree(source, app / name, ignore=shutil.ignore_patterns("__pycache__", "artifacts"))
+        else:
+            shutil.copy2(source, app / name)
+    shutil.copytree(model_dir, app / "model" / "artifacts")
+    subprocess.run([str(python), "-m", "model", "bake"], cwd=app, check=True, capture_output=True, text=True)
+    venvs.compile_optimized(python, app)
+    return app
+
+
 def _load_ours(model_dir: pathlib.Path):
     manifest = json.loads((model_dir / "manifest.json").read_text())
     artifact = model_dir / manifest["artifact"]["file"]
@@ -71,10 +94,13 @@ def _fit_here(estimator: str):
     return model.fit(data.data, data.target)
 
 
-def prepare(name: str, work_dir: pathlib.Path, with_ours: bool = True) -> ModelFiles:
-    """Fits model `name` into `work_dir` and computes the answers every system must give."""
+def prepare(name: str, work_dir: pathlib.Path, with_ours: bool = True, ours_python: pathlib.Path | None = None) -> ModelFiles:
+    """Fits model `name` into `work_dir` and computes the answers every system must give.
+
+    `ours_python`: the function's venv, which builds its app copy (as the image's build stage does)."""
     ours_dir = work_dir / f"ours-{name}"
     have_ours = with_ours and _train_ours(name, ours_dir)
+    app = _deploy_ours(ours_dir, work_dir / f"app-{name}", ours_python or pathlib.Path(sys.executable)) if have_ours else None
     # Training is deterministic, so the compiled copy holds the very same fitted estimator.
     onnx_dir = work_dir / f"ours-onnx-{name}"
     have_onnx = have_ours and _train_ours(name, onnx_dir, runtime="onnx")
@@ -86,6 +112,7 @@ def prepare(name: str, work_dir: pathlib.Path, with_ours: bool = True) -> ModelF
         name=name,
         joblib_path=joblib_path,
         ours_dir=ours_dir if have_ours else None,
+        ours_app=app,
         ours_onnx_dir=onnx_dir if have_onnx else None,
         row=row,
         batch=batch,

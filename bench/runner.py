@@ -49,6 +49,7 @@ def measure_server(system: str, model: ModelFiles, plan: Plan, bins: dict, work:
         "rps_c16": c16["rps"], "p50_c16_ms": c16["p50_ms"], "p99_c16_ms": c16["p99_ms"],
         "batch_rows_per_s": batch["rps"] * BATCH_ROWS, "batch_p50_ms": batch["p50_ms"],
         "rss_mb": after["rss_mb"], "pss_mb": after["pss_mb"], "rss_ready_mb": ready["rss_mb"],
+        "pss_ready_mb": ready["pss_mb"],
         "processes": after["processes"],
         "load_errors": c1["errors"] + c16["errors"] + batch["errors"],
         "correct": all(checks),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 #
-# Releases the predictor to Cloud Run: one revision per vX.Y.Z tag, with canaries, promotion,
-# rollback and status. The logic lives in the `release` Python package (standard library only);
+# Releases the predictor to Cloud Run: one revision per vX.Y.Z tag, with comparisons, watched
+# canaries, promotion, rollback and status; sets up, checks and monitors the Google Cloud project
+# behind it. The logic lives in the `release` Python package (standard library only);
 # this script finds an interpreter and hands over. Run `./deploy.sh help` for commands and env vars.
 
 set -euo pipefail
@@ -14,7 +15,7 @@ err() {
 }
 
 usage() {
-  echo "Usage: ./deploy.sh deploy|smoke|canary|promote|rollback|status|help [ARGS]" >&2
+  echo "Usage: ./deploy.sh deploy|smoke|compare|canary|promote|rollback|status|setup|doctor|observe|help [ARGS]" >&2
   echo "Run ./deploy.sh help for the commands, env vars and defaults." >&2
 }
 

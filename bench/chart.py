@@ -13,7 +13,8 @@ from bench.plan import BENCH_DIR
 from bench.report import METRICS
 from bench.systems import LABELS
 
-_COLORS = {"ours": "#1a73e8", "ours-onnx": "#8430ce", "fastapi": "#34a853", "mlserver": "#f29900", "floor": "#9aa0a6"}
+_COLORS = {"ours": "#1a73e8", "ours-uri": "#7baaf7", "ours-onnx": "#8430ce", "fastapi": "#34a853", "mlserver": "#f29900",
+           "floor": "#9aa0a6"}
 _PANEL_W, _PANEL_H, _COLS = 320, 250, 3
 _BAR_W = 24  # wide enough for a value label such as "1.2k" above each bar
 _MARGIN, _LEGEND_Y, _LEGEND_ROW = 12, 50, 18

@@ -11,10 +11,10 @@ import sys
 import time
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/status") as status:
+def _memory_mb(path: str, field: str) -> float:
+    with open(path) as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return 0.0
 
@@ -48,7 +48,7 @@ def main(model_path: str, rows_path: str, seconds: float) -> None:
         one, batch = np.asarray([rows["row"]], dtype=float), np.asarray(rows["batch"], dtype=float)
     first = model.predict(one).tolist()
     print("ready", json.dumps(first), flush=True)
-    rss = _rss_mb()
+    rss, pss = _memory_mb("/proc/self/status", "VmRSS"), _memory_mb("/proc/self/smaps_rollup", "Pss")
     single = _time_calls(model.predict, one, seconds)
     batched = _time_calls(model.predict, batch, seconds)
     print(json.dumps({
@@ -59,7 +59,7 @@ def main(model_path: str, rows_path: str, seconds: float) -> None:
         "rps_c16": len(single) / sum(single),
         "batch_rows_per_s": len(batch) * len(batched) / sum(batched),
         "rss_mb": rss,
-        "pss_mb": rss,
+        "pss_mb": pss,
     }), flush=True)
 
 

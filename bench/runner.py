@@ -52,6 +52,7 @@ def measure_server(system: str, model: ModelFiles, plan: Plan, bins: dict, work:
         "cpu_ms_per_req_c16": cpu_c16 * 1000 / max(1, c16["requests"]),
         "batch_rows_per_s": batch["rps"] * BATCH_ROWS, "batch_p50_ms": batch["p50_ms"],
         "rss_mb": after["rss_mb"], "pss_mb": after["pss_mb"], "rss_ready_mb": ready["rss_mb"],
+        "pss_ready_mb": ready["pss_mb"],
         "processes": after["processes"],
         "load_errors": c1["errors"] + c16["errors"] + batch["errors"],
         "correct": all(checks),
@@ -89,12 +90,12 @@ def run_rounds(models: list[ModelFiles], names: list[str], plan: Plan, bins: dic
     (work / "logs").mkdir(parents=True, exist_ok=True)
     servers = [name for name in names if name != systems.FLOOR]
     if plan.prime:
-        # Untimed: warms the page cache and .pyc files for every system alike, once per venv it runs
-        # from and kind of model (a DataFrame model imports pandas).
+        # Untimed: warms the page cache and .pyc files for every system alike, once per system, venv it
+        # runs from and kind of model (a DataFrame model imports pandas).
         primed = set()
         for model in models:
             for name in servers:
-                key = (systems.venv_for(name, model), model.layout)
+                key = (name, systems.venv_for(name, model), model.layout)
                 if key not in primed:
                     primed.add(key)
                     log(f"priming {name} ({model.name})")

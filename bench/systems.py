@@ -17,13 +17,15 @@ from bench.fit import ModelFiles
 from bench.plan import PEERS_DIR, REPO_DIR, THREAD_ENV
 from tests.net import free_port
 
-OURS, OURS_ONNX, FASTAPI, MLSERVER, FLOOR = "ours", "ours-onnx", "fastapi", "mlserver", "floor"
+OURS, OURS_URI, OURS_ONNX = "ours", "ours-uri", "ours-onnx"
+FASTAPI, MLSERVER, FLOOR = "fastapi", "mlserver", "floor"
 FASTAPI_FRAME_VENV = "fastapi-frame"
-SERVERS = (OURS, OURS_ONNX, FASTAPI, MLSERVER)
-OWN = (OURS, OURS_ONNX)
+SERVERS = (OURS, OURS_URI, OURS_ONNX, FASTAPI, MLSERVER)
+OWN = (OURS, OURS_URI, OURS_ONNX)
 PEERS = (FASTAPI, MLSERVER)
 LABELS = {
     OURS: "this function (functions-framework)",
+    OURS_URI: "this function, model from MODEL_URI",
     OURS_ONNX: "this function, --runtime onnx",
     FASTAPI: "FastAPI + uvicorn",
     MLSERVER: "MLServer 1.7.1 (V2)",
@@ -43,11 +45,17 @@ class Launch:
     predictions: Callable[[dict], list]  # response JSON -> list of predictions
 
 
+# The runtime ENV of the Dockerfile that changes how the server runs (tests/test_bench_smoke.py checks
+# these against the Dockerfile).
+IMAGE_ENV = {"WORKERS": "1", "CLOUD_RUN_TIMEOUT_SECONDS": "0", "PYTHONUNBUFFERED": "1", "PYTHONOPTIMIZE": "2"}
+
+
 def venv_for(system: str, model: ModelFiles) -> str:
-    """The venv (venvs.REQUIREMENTS) a system runs from for a model: FastAPI has pandas only for DataFrame models."""
+    """The venv (venvs.REQUIREMENTS) a system runs from for a model: FastAPI has pandas only for DataFrame
+    models; the floor and our function with its model from MODEL_URI run from our function's venv."""
     if system == FASTAPI and model.layout == "frame":
         return FASTAPI_FRAME_VENV
-    return OURS if system == FLOOR else system
+    return OURS if system in (FLOOR, OURS_URI) else system
 
 
 def _env(extra: dict[str, str]) -> dict[str, str]:
@@ -64,21 +72,31 @@ def plain_bodies(model: ModelFiles) -> dict[str, bytes]:
     return {"row_body": _json(one), "batch_body": _json({"instances": model.batch})}
 
 
-def _ours(model: ModelFiles, work: pathlib.Path, bin_dir: pathlib.Path, model_dir=None) -> Launch:
+def _ours(model: ModelFiles, work: pathlib.Path, bin_dir: pathlib.Path, model_uri=None) -> Launch:
+    """As the image runs: its CMD and ENV (one gunicorn worker, no worker timeout), from a copy of the app
+    whose built-in directory holds the model (fit.py); with `model_uri`, the repository serving that."""
     port = free_port()
-    # The image's CMD and its ENV (Dockerfile): one gunicorn worker, no worker timeout.
-    env = _env({"WORKERS": "1", "CLOUD_RUN_TIMEOUT_SECONDS": "0", "PYTHONUNBUFFERED": "1",
-                "MODEL_URI": str(model_dir or model.ours_dir), "PORT": str(port)})
+    env = _env({**IMAGE_ENV, "PORT": str(port)})
+    for name in ("MODEL_URI", "AIP_STORAGE_URI"):
+        env.pop(name, None)
+    if model_uri is not None:
+        env["MODEL_URI"] = str(model_uri)
     return Launch(
         cmd=[str(bin_dir / "functions-framework"), "--target=predict", "--host=127.0.0.1", f"--port={port}"],
-        env=env, cwd=REPO_DIR, port=port, path="/predict", **plain_bodies(model),
+        env=env, cwd=REPO_DIR if model_uri is not None else model.ours_app, port=port, path="/predict",
+        **plain_bodies(model),
         predictions=lambda body: body["predictions"],
     )
 
 
+def _ours_uri(model: ModelFiles, work: pathlib.Path, bin_dir: pathlib.Path) -> Launch:
+    """The same model directory named by MODEL_URI, as a model from anywhere but the image is: full checks."""
+    return _ours(model, work, bin_dir, model_uri=model.ours_dir)
+
+
 def _ours_onnx(model: ModelFiles, work: pathlib.Path, bin_dir: pathlib.Path) -> Launch:
-    """The same function and server, serving the model compiled with `--runtime onnx` (the image variant)."""
-    return _ours(model, work, bin_dir, model_dir=model.ours_onnx_dir)
+    """The same function and server, serving the model compiled with `--runtime onnx` (the compiled image)."""
+    return _ours(model, work, bin_dir, model_uri=model.ours_onnx_dir)
 
 
 def _fastapi(model: ModelFiles, work: pathlib.Path, bin_dir: pathlib.Path) -> Launch:
@@ -135,7 +153,7 @@ def _mlserver(model: ModelFiles, work: pathlib.Path, bin_dir: pathlib.Path) -> L
     )
 
 
-BUILDERS = {OURS: _ours, OURS_ONNX: _ours_onnx, FASTAPI: _fastapi, MLSERVER: _mlserver}
+BUILDERS = {OURS: _ours, OURS_URI: _ours_uri, OURS_ONNX: _ours_onnx, FASTAPI: _fastapi, MLSERVER: _mlserver}
 
 
 def launch(system: str, model: ModelFiles, work: pathlib.Path, bin_dir: pathlib.Path) -> Launch:

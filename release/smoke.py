@@ -21,7 +21,12 @@ def token_for(url, gcloud, environ=os.environ):
     return gcloud.identity_token(environ.get("SMOKE_AUDIENCE"))
 
 
-def _call(url, token, body=None, timeout=30.0):
+def wait_seconds(environ=os.environ):
+    """SMOKE_WAIT: how long a revision may take to answer ready (a cold start loads the model)."""
+    return float(environ.get("SMOKE_WAIT", "60"))
+
+
+def call(url, token, body=None, timeout=30.0):
     headers = {"Accept": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
@@ -50,7 +55,7 @@ def wait_ready(url, token, wait_seconds):
     """GET / until it answers ready (a cold start loads the model first); the last answer on failure."""
     deadline = time.monotonic() + wait_seconds
     while True:
-        status, body = _call(url.rstrip("/") + "/", token)
+        status, body = call(url.rstrip("/") + "/", token)
         if status == 200 and isinstance(body, dict) and body.get("ready") is True:
             return body
         if time.monotonic() >= deadline:
@@ -65,7 +70,7 @@ def check(url, token, wait_seconds=60.0):
     if not isinstance(features, list) or not features:
         raise ReleaseError(f"smoke: GET {url}/ lists no features ({_short(info)})")
     sample = {"instances": [[0.0] * len(features)]}
-    status, body = _call(url.rstrip("/") + "/predict", token, sample)
+    status, body = call(url.rstrip("/") + "/predict", token, sample)
     if status != 200 or not isinstance(body, dict) or not isinstance(body.get("predictions"), list):
         raise ReleaseError(f"smoke: POST {url}/predict answered {status} {_short(body)}")
     if len(body["predictions"]) != 1:

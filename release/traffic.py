@@ -1,7 +1,7 @@
 """Reading a service's traffic table and choosing where traffic goes; pure functions, no I/O."""
 
 from release.errors import ReleaseError, UsageError
-from release.versions import PREVIOUS_TAG, tag_for
+from release.versions import PREVIOUS_TAG, tag_for, version_for
 
 
 def entries(service):
@@ -18,6 +18,12 @@ def serving(service):
     return table
 
 
+def served_by(targets):
+    """{revision: percent} from the traffic targets `gcloud run services update-traffic` prints."""
+    return {t["revisionName"]: int(t["statusPercent"]) for t in targets or []
+            if t.get("revisionName") and str(t.get("statusPercent", "0")).isdigit() and int(t["statusPercent"])}
+
+
 def tags(service):
     """{tag: (revision, url)} for every tagged entry."""
     return {e["tag"]: (e.get("revisionName"), e.get("url")) for e in entries(service) if e.get("tag")}
@@ -30,6 +36,13 @@ def revision_of(service, version):
         raise UsageError(f"unknown version {version}: no revision tagged {tag_for(version)} "
                          f"(see `./deploy.sh status`)")
     return found[0]
+
+
+def url_of(service, revision):
+    """A tag URL reaching `revision`: its release tag's if it has one, else any of its tags', else None."""
+    found = sorted((version_for(tag) is None, tag, url) for tag, (name, url) in tags(service).items()
+                   if name == revision and url)
+    return found[0][2] if found else None
 
 
 def _generation(name):

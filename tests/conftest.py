@@ -46,6 +46,17 @@ def trained(tmp_path_factory):
     return make
 
 
+@pytest.fixture(scope="session")
+def gcloud_config(tmp_path_factory):
+    """A configuration directory for the real gcloud CLI, shared by the tests that drive it."""
+    from tests.fakes.release_env import gcloud_or_explain
+
+    found, problem = gcloud_or_explain()
+    if not found:
+        pytest.fail(problem)
+    return tmp_path_factory.mktemp("gcloud-config")
+
+
 @pytest.fixture
 def model_dir(trained, tmp_path):
     """A private copy of the default-kind model that a test may break."""

@@ -43,7 +43,7 @@ def test_bench_quick_run_reports_every_system_and_metric(tmp_path):
     # Every target compares our function with a peer, per model where the target applies to all.
     assert {(t["metric"], t["model"]) for t in result["targets"]} == {
         ("rps_c16", "forest"), ("rps_c16", "logreg"), ("rps_c16", "churn"),
-        *((metric, model) for metric in ("cold_start_s", "p50_ms", "rss_mb") for model in plan.MODELS),
+        *((metric, model) for metric in ("cold_start_s", "p50_ms", "pss_mb") for model in plan.MODELS),
     }
     assert "req/s c=16" in done.stdout
 
@@ -95,3 +95,13 @@ def test_chart_legend_stays_inside_the_picture(name):
         label = labels[(f"{x + 16:.0f}", f"{y + 10:.0f}")]
         # 12 px sans-serif averages under 7 px a character.
         assert 0 <= x and x + 16 + 7 * len(label) <= width, (label, x)
+
+
+def test_the_benchmark_runs_our_function_with_the_images_settings():
+    dockerfile = (plan.REPO_DIR / "Dockerfile").read_text()
+    runtime = dockerfile.split("AS runtime-base", 1)[1].split("\nFROM ", 1)[0]
+    env = dict(re.findall(r"^\s*(?:ENV\s+)?([A-Z_]+)=(\S+?)\s*\\?$", runtime, re.MULTILINE))
+    for name, value in systems.IMAGE_ENV.items():
+        assert env.get(name) == value, name
+    assert set(plan.APP_FILES) == set(re.findall(r"^COPY (\S+?)/? \S+$", dockerfile.split("AS build\n", 1)[1]
+                                                 .split("\nFROM ", 1)[0], re.MULTILINE)) - {"${REQUIREMENTS}"}

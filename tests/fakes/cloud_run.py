@@ -1,16 +1,30 @@
 """A Cloud Run Admin API (Knative serving v1) stand-in on 127.0.0.1, reached by gcloud as an HTTP proxy.
 
 The real `gcloud` CLI is pointed at it through CLOUDSDK_PROXY_* and CLOUDSDK_API_ENDPOINT_OVERRIDES_*
-(see `FakeCloudRun.gcloud_env`); the state and its rules live in cloud_run_state.py.
+(see `FakeCloudRun.gcloud_env`); the state and its rules live in cloud_run_state.py. Each revision
+runs as a local process of the function (cloud_run_instances.py) behind the service and tag URLs
+(cloud_run_front.py); its output feeds a Cloud Logging stand-in (logging_api.py) and the requests
+the front serves feed a Cloud Monitoring stand-in (monitoring_api.py), both answering through the
+same proxy.
 """
 
 import json
 import re
+import secrets
+import shutil
+import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from tests.fakes.cloud_run_state import ApiError, CloudRunState
+from tests.fakes import logging_api, monitoring_api
+from tests.fakes.cloud_run_front import Front
+from tests.fakes.cloud_run_instances import Instances
+from tests.fakes.cloud_run_state import CloudRunState
+from tests.fakes.google_api import ApiError
+from tests.fakes.logging_api import LoggingApi, LogStore
+from tests.fakes.monitoring_api import MonitoringApi, RequestMetrics
 
 __all__ = ["ApiError", "CloudRunState", "FakeCloudRun"]
 
@@ -54,7 +68,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method, host, path, query, state):
         # Other Google APIs a test registers (FakeCloudRun.add_api) answer first; None means "not mine".
         for api in state.apis:
-            answer = api(method, host, path, query, self._body if method in ("POST", "PUT", "PATCH") else dict)
+            extra = {"headers": self.headers} if getattr(api, "wants_headers", False) else {}
+            answer = api(method, host, path, query, self._body if method in ("POST", "PUT", "PATCH") else dict,
+                         **extra)
             if answer is not None:
                 return answer
         if _SERVICE_USAGE.match(path) and method == "GET":
@@ -98,10 +114,30 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class FakeCloudRun:
-    """Runs a CloudRunState behind a proxy server on 127.0.0.1 in a background thread."""
+    """Runs a CloudRunState behind a proxy server on 127.0.0.1 in a background thread.
 
-    def __init__(self, project="demo-project", region="europe-west1"):
-        self.state = CloudRunState(project, region)
+    `logs` (LogStore) holds what the revisions wrote; `metrics` (RequestMetrics, one point per
+    `metrics_period_s`; Cloud Run's is 60 s) what the front served; `front.fault(...)` makes a
+    revision fail or slow down. `platform_env` is added to every revision's environment (e.g. a
+    storage emulator's address). Revision output is kept under `workdir` (a temporary directory,
+    removed at stop, unless given).
+    """
+
+    def __init__(self, project="demo-project", region="europe-west1", workdir=None, platform_env=None,
+                 metrics_period_s=1.0):
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="cloud-run-fake-"))
+        self.logs = LogStore(project)
+        self.metrics = RequestMetrics(project, region, period_s=metrics_period_s)
+        self.instances = Instances(project, region, self.logs, self.workdir, platform_env)
+        self.state = CloudRunState(project, region, runtime=self.instances)
+        self.front = Front(self.state, self.instances, self.metrics)
+        self.state.front = self.front
+        self.access_token = secrets.token_urlsafe(16)
+        self.token_file = self.workdir / "access-token"
+        self.token_file.write_text(self.access_token)
+        self.monitoring = self.add_api(MonitoringApi(self.metrics, self.access_token))
+        self.logging = self.add_api(LoggingApi(self.logs))
         handler = type("Handler", (_Handler,), {"state": self.state})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -114,7 +150,8 @@ class FakeCloudRun:
         """Registers `api(method, host, path, query, read_body) -> answer or None` for another Google API.
 
         Every request goes through the registered APIs first (under the state's lock), then Cloud Run.
-        `read_body()` returns the request's JSON body; raising ApiError answers that error.
+        `read_body()` returns the request's JSON body; raising ApiError answers that error. An api
+        with a true `wants_headers` attribute is also given `headers=` (the request's headers).
         """
         self.state.apis.append(api)
         return api
@@ -123,10 +160,22 @@ class FakeCloudRun:
         self.thread.start()
         return self
 
+    def snapshot(self):
+        """What the Cloud Run and Logging APIs keep, for `restore` to put back."""
+        return {"state": self.state.snapshot(), "logs": self.logs.snapshot()}
+
+    def restore(self, snapshot):
+        self.state.restore(snapshot["state"])
+        self.logs.restore(snapshot["logs"])
+
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
+        self.front.stop()
+        self.instances.stop_all()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def gcloud_env(self, config_dir):
         """Env vars that send the real gcloud CLI here, with no credentials and no prompts."""
@@ -136,6 +185,10 @@ class FakeCloudRun:
             "CLOUDSDK_AUTH_DISABLE_CREDENTIALS": "true",
             "CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN": "http://runfake/",
             "CLOUDSDK_API_ENDPOINT_OVERRIDES_SERVICEUSAGE": "http://serviceusage-fake/",
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_LOGGING": f"http://{logging_api.HOST}/",
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_MONITORING": f"http://{monitoring_api.HOST}/",
+            # what `gcloud auth print-access-token` prints; the Monitoring stand-in wants it
+            "CLOUDSDK_AUTH_ACCESS_TOKEN_FILE": str(self.token_file),
             "CLOUDSDK_PROXY_TYPE": "http",
             "CLOUDSDK_PROXY_ADDRESS": "127.0.0.1",
             "CLOUDSDK_PROXY_PORT": str(self.port),

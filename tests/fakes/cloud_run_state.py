@@ -3,54 +3,60 @@
 gcloud computes traffic changes client-side and PUTs whole services, so this mostly stores what it
 is sent; it adds what the real server adds (generations, revisions, readiness, resolved traffic, tag
 URLs) and refuses what the real server refuses (404, 409, 400), validating before it stores.
+
+A new revision's Ready condition is Unknown until the runtime (cloud_run_instances.py) reports its
+startup probe's outcome; the service's Ready, ConfigurationsReady and RoutesReady follow from that
+(gcloud waits on them), and served traffic moves only to revisions that are ready.
 """
 
-import base64
 import copy
-import datetime
 import random
 import re
 import string
 import threading
-from typing import ClassVar
 
+from tests.fakes.google_api import ApiError, Policy
+from tests.fakes.google_api import now as _now
+
+__all__ = ["ApiError", "CloudRunState"]
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+# Custom methods that Google APIs call by POST but that only read.
+_READS_BY_POST = (":getIamPolicy", ":testIamPermissions", "/entries:list")
 
 
-class ApiError(Exception):
-    """An error answered the way Google APIs answer: {"error": {code, status, message}}."""
-
-    STATUS: ClassVar[dict] = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 409: "ALREADY_EXISTS"}
-
-    def __init__(self, code, message):
-        super().__init__(message)
-        self.code = code
-
-    def body(self):
-        return {"error": {"code": self.code, "status": self.STATUS.get(self.code, "UNKNOWN"),
-                          "message": str(self)}}
+def is_write(method, path):
+    if method == "POST":
+        return not path.endswith(_READS_BY_POST)
+    return method in ("PUT", "PATCH", "DELETE")
 
 
-def _now():
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def _condition(kind, status, reason, message, stamp):
+    condition = {"type": kind, "status": status, "lastTransitionTime": stamp}
+    if reason:
+        condition["reason"] = reason
+    if message:
+        condition["message"] = message
+    return condition
 
 
-def _ready_conditions(kinds):
+def _conditions(kinds, status, reason=None, message=""):
     stamp = _now()
-    return [{"type": kind, "status": "True", "lastTransitionTime": stamp} for kind in kinds]
+    return [_condition(kind, status, reason, message, stamp) for kind in kinds]
 
 
 class CloudRunState:
     """Services and revisions of one fake project/region, guarded by one lock."""
 
-    def __init__(self, project, region="europe-west1", url_hash="abc123xyz"):
+    def __init__(self, project, region="europe-west1", url_hash="abc123xyz", runtime=None, front=None):
         self.project = project
         self.region = region
         self.url_hash = url_hash
         self.services = {}
         self.revisions = {}
-        self.tag_urls = {}  # tag (or "*") -> URL override, e.g. a local function server for smoke
-        self.policies = {}  # service -> IAM policy
+        self.tag_urls = {}  # tag (or "*") -> URL override, e.g. an address where nothing listens
+        self.runtime = runtime  # starts revisions and reports their startup probes (None: ready at once)
+        self.front = front  # serves the service and tag URLs (None: *.run.app URLs that lead nowhere)
+        self.policies = {}  # service -> IAM Policy
         self.requests = []  # (method, path) log, to prove what did or did not reach the API
         self.apis = []  # other Google APIs answered through the same proxy (FakeCloudRun.add_api)
         self.lock = threading.Lock()
@@ -72,14 +78,36 @@ class CloudRunState:
             return {e["tag"]: e["revisionName"] for e in self.services[service]["status"].get("traffic", [])
                     if e.get("tag")}
 
-    def mutations(self):
-        """How many writes reached the API, so tests can assert that bad input changed nothing."""
-        return sum(1 for method, _ in self.requests if method in ("POST", "PUT", "DELETE", "PATCH"))
+    def mutations(self, under="/"):
+        """How many writes reached the APIs (those whose path starts with `under`), so tests can
+        assert that bad input changed nothing; reads sent by POST (getIamPolicy, entries:list) are
+        not writes."""
+        return sum(1 for method, path in self.requests if path.startswith(under) and is_write(method, path))
+
+    def snapshot(self):
+        """A copy of what the API keeps (services, revisions, IAM policies, tag URLs) for `restore`."""
+        with self.lock:
+            return copy.deepcopy({"services": self.services, "revisions": self.revisions,
+                                  "policies": self.policies, "tag_urls": self.tag_urls})
+
+    def restore(self, snapshot):
+        """Puts a snapshot back; a revision it does not hold is deleted, and its instance stopped."""
+        with self.lock:
+            gone = set(self.revisions) - set(snapshot["revisions"])
+            for key, kept in copy.deepcopy(snapshot).items():
+                current = getattr(self, key)
+                current.clear()
+                current.update(kept)
+        if self.runtime is not None:
+            for revision in gone:
+                self.runtime.stop(revision)
 
     def url_for(self, service, tag=None):
         prefix = f"{tag}---" if tag else ""
         if tag and (tag in self.tag_urls or "*" in self.tag_urls):
             return self.tag_urls.get(tag, self.tag_urls.get("*"))
+        if self.front is not None:
+            return self.front.url(service, tag)
         return f"https://{prefix}{service}-{self.url_hash}-ew.a.run.app"
 
     # -- API ----------------------------------------------------------------------------------
@@ -128,24 +156,18 @@ class CloudRunState:
     def public(self, service):
         """True when allUsers may invoke the service (what --allow-unauthenticated sets)."""
         with self.lock:
-            return any("allUsers" in b.get("members", []) and b.get("role") == "roles/run.invoker"
-                       for b in self.policies.get(service, {}).get("bindings", []))
+            policy = self.policies.get(service)
+            return policy is not None and "allUsers" in policy.members("roles/run.invoker")
 
     def iam(self, project, service, verb, body):
         if project != self.project or service not in self.services:
             raise ApiError(404, f"Resource 'projects/{project}/services/{service}' was not found.")
-        policy = self.policies.setdefault(service, {"version": 1, "etag": "cG9saWN5LTA=", "bindings": []})
+        policy = self.policies.setdefault(service, Policy())
         if verb == "testIamPermissions":
             return {"permissions": body.get("permissions", [])}
         if verb == "setIamPolicy":
-            sent = body.get("policy", {})
-            if sent.get("etag") and sent["etag"] != policy["etag"]:
-                raise ApiError(409, "There were concurrent policy changes; retry.")
-            # etags are bytes on the wire (base64 in JSON); gcloud re-encodes them, so they must be valid
-            etag = base64.b64encode(f"policy-{len(self.requests)}".encode()).decode()
-            policy = dict(sent, version=1, etag=etag)
-            self.policies[service] = policy
-        return policy
+            return policy.set(body.get("policy", {}), lambda email: True)
+        return policy.get()
 
     # -- the server side of a write -------------------------------------------------------------
     def _apply(self, service, previous):
@@ -166,11 +188,9 @@ class CloudRunState:
         elif previous is None or previous["spec"]["template"] != template:
             suffix = "".join(random.choices(string.ascii_lowercase, k=3))
             new_revision = f"{name}-{generation:05d}-{suffix}"
-        latest = new_revision or (previous or {}).get("status", {}).get("latestReadyRevisionName")
-        if latest is None:
-            latest = revision_name
-        traffic = self._resolve_traffic(name, service["spec"].get("traffic") or
-                                        [{"latestRevision": True, "percent": 100}], latest, new_revision)
+        before = (previous or {}).get("status", {})
+        spec_traffic = service["spec"].get("traffic") or [{"latestRevision": True, "percent": 100}]
+        self._check_traffic(name, spec_traffic, new_revision)
         if new_revision:
             self.revisions[new_revision] = self._revision(service, new_revision, generation)
         service["metadata"]["generation"] = generation
@@ -178,36 +198,108 @@ class CloudRunState:
         url = self.url_for(name)
         service["status"] = {
             "observedGeneration": generation,
-            "conditions": _ready_conditions(["Ready", "ConfigurationsReady", "RoutesReady"]),
-            "latestCreatedRevisionName": latest, "latestReadyRevisionName": latest,
-            "traffic": traffic, "url": url, "address": {"url": url},
+            "latestCreatedRevisionName": new_revision or before.get("latestCreatedRevisionName") or revision_name,
+            "traffic": before.get("traffic", []), "url": url, "address": {"url": url},
         }
         self.services[name] = service
+        self._reconcile(name)
+        if new_revision:
+            self._start(name, new_revision)
         return service
 
-    def _resolve_traffic(self, service, spec, latest, new_revision):
-        resolved, tags, total = [], set(), 0
-        for entry in spec:
+    def _start(self, service, revision):
+        """Hands a new revision to the runtime, which reports its startup probe's outcome later."""
+        if self.runtime is None:  # no runtime: revisions are ready as soon as they exist
+            self._settle(revision, True, "")
+            return
+        self.runtime.start(service, copy.deepcopy(self.revisions[revision]), self.revision_outcome)
+
+    def revision_outcome(self, revision, ok, message):
+        """Called by the runtime (from its own thread) once the startup probe has decided."""
+        with self.lock:
+            if revision in self.revisions:  # else it was deleted while starting
+                self._settle(revision, ok, message)
+
+    def _settle(self, revision, ok, message):
+        item = self.revisions[revision]
+        reason = None if ok else "HealthCheckContainerError"
+        state, stamp = "True" if ok else "False", _now()
+        item["status"]["conditions"] = [  # resources were available either way; the container decides
+            _condition("Ready", state, reason, message, stamp),
+            _condition("ContainerHealthy", state, reason, message, stamp),
+            _condition("ResourcesAvailable", "True", None, "", stamp)]
+        item["status"]["logUrl"] = f"https://console.cloud.google.com/logs/viewer?project={self.project}"
+        self._reconcile(item["metadata"]["labels"]["serving.knative.dev/service"])
+
+    def readiness(self, revision):
+        """'True', 'False' or 'Unknown': the revision's Ready condition."""
+        conditions = self.revisions[revision]["status"].get("conditions", [])
+        return next((c["status"] for c in conditions if c["type"] == "Ready"), "Unknown")
+
+    def _message(self, revision):
+        conditions = self.revisions[revision]["status"].get("conditions", [])
+        return next((c.get("message", "") for c in conditions if c["type"] == "Ready"), "")
+
+    def _reconcile(self, name):
+        """Recomputes a service's conditions and served traffic from its revisions' readiness, as
+        Knative does: `latestRevision` means the newest ready revision, and the route moves only when
+        every revision it names is ready (a failed one leaves traffic where it was)."""
+        service = self.services[name]
+        status = service["status"]
+        ready = [r for r, item in self.revisions.items()
+                 if item["metadata"]["labels"]["serving.knative.dev/service"] == name and self.readiness(r) == "True"]
+        latest_ready = max(ready, key=lambda r: int(self.revisions[r]["metadata"]["labels"]
+                                                    ["serving.knative.dev/configurationGeneration"]), default=None)
+        if latest_ready:
+            status["latestReadyRevisionName"] = latest_ready
+        created = status.get("latestCreatedRevisionName")
+        config = ("True", None, "")
+        if created in self.revisions and self.readiness(created) != "True":
+            state = self.readiness(created)
+            config = (state, "RevisionFailed" if state == "False" else "Deploying",
+                      f"Revision '{created}' is not ready and cannot serve traffic. {self._message(created)}"
+                      if state == "False" else f"Revision '{created}' is starting.")
+        route, resolved = ("True", None, ""), []
+        for entry in service["spec"].get("traffic") or [{"latestRevision": True, "percent": 100}]:
             out = dict(entry)
             if entry.get("latestRevision"):
-                out["revisionName"] = latest
+                out["revisionName"] = latest_ready or created
             revision = out.get("revisionName")
-            if revision != new_revision and revision not in self.revisions:
+            state = self.readiness(revision) if revision in self.revisions else "False"
+            if state != "True" and route[0] != "False":
+                route = (state, "RevisionFailed" if state == "False" else "Deploying",
+                         f"Revision '{revision}' is not ready and cannot serve traffic. {self._message(revision)}"
+                         if state == "False" else f"Waiting for revision '{revision}' to be ready.")
+            if entry.get("tag"):
+                out["url"] = self.url_for(name, entry["tag"])
+            resolved.append(out)
+        if route[0] == "True":
+            status["traffic"] = resolved
+        overall = next((c for c in (config, route) if c[0] == "False"), None) or \
+            next((c for c in (config, route) if c[0] == "Unknown"), ("True", None, ""))
+        stamp = _now()
+        status["conditions"] = [
+            _condition(kind, state, reason, message, stamp)
+            for kind, (state, reason, message) in (("Ready", overall), ("ConfigurationsReady", config),
+                                                    ("RoutesReady", route))]
+
+    def _check_traffic(self, service, spec, new_revision):
+        tags, total = set(), 0
+        for entry in spec:
+            revision = entry.get("revisionName")
+            if not entry.get("latestRevision") and revision != new_revision and revision not in self.revisions:
                 raise ApiError(400, f"Revision '{revision}' referenced in traffic not found.")
             tag = entry.get("tag")
             if tag:
                 if not _DNS_LABEL.match(tag) or tag in tags:
                     raise ApiError(400, f"spec.traffic: tag '{tag}' is invalid or used twice.")
                 tags.add(tag)
-                out["url"] = self.url_for(service, tag)
             percent = entry.get("percent", 0)
             if not 0 <= percent <= 100:
                 raise ApiError(400, f"spec.traffic: percent {percent} is out of range.")
             total += percent
-            resolved.append(out)
         if total != 100:
             raise ApiError(400, f"spec.traffic: percentages must add up to 100, got {total}.")
-        return resolved
 
     def _revision(self, service, name, generation):
         labels = dict(service["spec"]["template"]["metadata"].get("labels", {}))
@@ -220,7 +312,7 @@ class CloudRunState:
                          "creationTimestamp": _now(), "labels": labels,
                          "annotations": dict(service["spec"]["template"]["metadata"].get("annotations", {}))},
             "spec": copy.deepcopy(service["spec"]["template"].get("spec", {})),
-            "status": {"observedGeneration": 1, "conditions": _ready_conditions(
-                ["Ready", "ContainerHealthy", "ResourcesAvailable"]),
+            "status": {"observedGeneration": 1, "conditions": _conditions(
+                ["Ready", "ContainerHealthy", "ResourcesAvailable"], "Unknown", "Deploying", ""),
                 "imageDigest": service["spec"]["template"]["spec"]["containers"][0]["image"]},
         }

@@ -154,6 +154,7 @@ def prepare(name: str, work_dir: pathlib.Path, with_ours: bool = True, ours_pyth
 
     `ours_python`: the function's venv, which builds its app copy (as the image's build stage does)."""
     ours_python = ours_python or pathlib.Path(sys.executable)
+    work_dir.mkdir(parents=True, exist_ok=True)
     if name in FRAME_MODELS:
         return _prepare_frame(name, work_dir, with_ours, ours_python)
     ours_dir = work_dir / f"ours-{name}"

@@ -2,6 +2,8 @@
 # (scripts/image.sh), or directly:
 #   docker build --secret id=cacert,src=/etc/ssl/certs/ca-certificates.crt -t predict .
 # The secret is optional: it is only needed behind a TLS-intercepting proxy.
+# `--target compiled` builds the image for models compiled with `--runtime onnx` instead: no
+# scikit-learn, SciPy, skops or pandas in it (`scripts/image.sh -c`, `make image-compiled`).
 #
 # Syntax kept to what both Docker BuildKit and buildah 1.28 (Debian 12) accept: no COPY --link,
 # no heredoc RUN.
@@ -9,15 +11,27 @@
 # Tests substitute a stand-in built from Debian packages where no registry can be reached.
 ARG BASE_IMAGE=python:3.11-slim
 
-FROM ${BASE_IMAGE} AS build
+FROM ${BASE_IMAGE} AS build-base
 
-# The same path in both stages: a venv's scripts and pyvenv.cfg hold absolute paths.
+# The same path in every stage: a venv's scripts and pyvenv.cfg hold absolute paths.
 ENV VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:${PATH} \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-RUN python3 -m venv "${VIRTUAL_ENV}"
+# binutils provides strip for slim_venv.sh, in the build stages only, from whatever Debian release
+# the base has.
+# hadolint ignore=DL3008
+RUN python3 -m venv "${VIRTUAL_ENV}" \
+    && apt-get update -qq \
+    && apt-get install -y -qq --no-install-recommends binutils > /dev/null \
+    && rm -rf /var/lib/apt/lists/*
+# What the server never runs (tests, sources, headers, stubs, pip, symbol tables; see the script),
+# and the step that byte-compiles what it does run.
+COPY scripts/container/slim_venv.sh scripts/container/warm_bytecode.py /tmp/
+
+
+FROM build-base AS build
 
 # Exact pins with hashes, wheels only: the slim base has no compiler, and a missing wheel should
 # fail the build rather than quietly compile an sdist. REQUIREMENTS picks another lock file of the
@@ -27,14 +41,7 @@ COPY ${REQUIREMENTS} /tmp/requirements.txt
 RUN --mount=type=secret,id=cacert,target=/run/secrets/cacert \
     if [ -s /run/secrets/cacert ]; then export PIP_CERT=/run/secrets/cacert; fi \
     && pip install --no-cache-dir --no-compile --require-hashes --only-binary=:all: \
-        -r /tmp/requirements.txt
-
-# What the server never runs (tests, sources, headers, stubs, pip, symbol tables; see the script).
-# binutils provides strip, in this throwaway stage only, from whatever Debian release the base has.
-COPY scripts/container/slim_venv.sh /tmp/slim_venv.sh
-# hadolint ignore=DL3008
-RUN apt-get update -qq \
-    && apt-get install -y -qq --no-install-recommends binutils > /dev/null \
+        -r /tmp/requirements.txt \
     && /tmp/slim_venv.sh "${VIRTUAL_ENV}"
 
 WORKDIR /app
@@ -43,49 +50,110 @@ COPY service/ service/
 COPY inference/ inference/
 COPY batch/ batch/
 COPY model/ model/
-COPY scripts/container/warm_bytecode.py /tmp/warm_bytecode.py
-# Bake the default model in, so an instance serves without reaching any storage. Then byte-compile
-# so a cold start reads .pyc files instead of compiling: all of the app, and of the libraries what
-# one run of the real server imports (compiling all of them would add ~45 MB of unread files).
+# Bake the default model in, so an instance serves without reaching any storage: trained, then
+# verified the full way (SHA-256, skops' allow-list, versions) and stored in the form the built-in
+# directory loads without skops (`python -m model bake`; model/baked.py says why that is safe). The
+# atomic writes leave the files readable by root alone: the server's user must read them.
+# Then byte-compile, for PYTHONOPTIMIZE=2 as the server runs, so a cold start reads .pyc files
+# instead of compiling: all of the app, and of the libraries what one run of the real server
+# imports (compiling all of them would add ~45 MB of unread files).
 # unchecked-hash: the sources in an image never change, so imports skip the freshness check.
 RUN python -m model train \
-    && python /tmp/warm_bytecode.py --import google.cloud.storage \
+    && python -m model bake \
+    && chmod -R a+rX model/artifacts \
+    && python /tmp/warm_bytecode.py --optimize 2 --import google.cloud.storage \
         --stdlib-list "${VIRTUAL_ENV}/stdlib-imports.txt" "${VIRTUAL_ENV}" \
-    && python -m compileall -q -f --invalidation-mode unchecked-hash /app
+    && python -OO -m compileall -q -f --invalidation-mode unchecked-hash /app
 
 
-FROM ${BASE_IMAGE} AS runtime
+FROM build-base AS compiled-build
+
+# The converter (scikit-learn, skl2onnx, ONNX Runtime) in a venv of its own that never ships; the
+# server's venv holds only what serving an ONNX model takes (requirements-compiled.txt).
+COPY requirements-convert.txt requirements-compiled.txt /tmp/
+RUN --mount=type=secret,id=cacert,target=/run/secrets/cacert \
+    if [ -s /run/secrets/cacert ]; then export PIP_CERT=/run/secrets/cacert; fi \
+    && python3 -m venv /opt/convert \
+    && /opt/convert/bin/pip install --no-cache-dir --no-compile --require-hashes --only-binary=:all: \
+        -r /tmp/requirements-convert.txt \
+    && pip install --no-cache-dir --no-compile --require-hashes --only-binary=:all: \
+        -r /tmp/requirements-compiled.txt \
+    && /tmp/slim_venv.sh "${VIRTUAL_ENV}"
+
+WORKDIR /app
+COPY main.py ./
+COPY service/ service/
+COPY inference/ inference/
+COPY batch/ batch/
+COPY model/ model/
+# Train, convert, and verify the converted model against scikit-learn on held-out rows (the build
+# fails if it differs); then the real server, from the serving venv, must answer with it.
+RUN /opt/convert/bin/python -m model train --runtime onnx \
+    && chmod -R a+rX model/artifacts \
+    && python /tmp/warm_bytecode.py --optimize 2 --import google.cloud.storage \
+        --stdlib-list "${VIRTUAL_ENV}/stdlib-imports.txt" "${VIRTUAL_ENV}" \
+    && python -OO -m compileall -q -f --invalidation-mode unchecked-hash /app
+
+
+FROM ${BASE_IMAGE} AS runtime-base
 
 # UID 1000 owns nothing in the image: the app, the venv and the model stay root's, read-only to it.
 RUN useradd --uid 1000 --user-group --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin app
-
-COPY --from=build /opt/venv /opt/venv
-COPY --from=build /app /app
-# The official base ships its standard library without .pyc files; compile the modules the server
-# imports (listed by the build stage), or every cold start compiles them in memory again.
-RUN python3 -m compileall -q -i /opt/venv/stdlib-imports.txt
 
 # WORKERS=1: Cloud Run gives an instance 1 vCPU, so a second process would only duplicate the model
 # in memory and split the micro-batcher's queue; the worker's event loop gives the concurrency
 # (Cloud Run's --concurrency=16) that lets requests meet in one batch. No gunicorn worker
 # timeout (0): Cloud Run enforces the request timeout itself, and a gunicorn timeout would kill the
 # only worker, model and all. Each is functions-framework's own knob, settable at deploy time.
+# PYTHONOPTIMIZE=2 (python -OO): docstrings and assert statements are left out of the bytecode.
+# The libraries' docstrings alone took 14 MB of every instance's memory; nothing the server runs
+# reads them, and the asserts on its path check the libraries' own invariants, not input.
 ENV VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:${PATH} \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONOPTIMIZE=2 \
     PORT=8080 \
     WORKERS=1 \
     CLOUD_RUN_TIMEOUT_SECONDS=0
 
 WORKDIR /app
-USER 1000:1000
 EXPOSE 8080
 
 # The server is PID 1 (the shell execs it) and gets SIGTERM itself, so Cloud Run's shutdown is
 # graceful. Vertex AI names the port in AIP_HTTP_PORT; Cloud Run and everything else in PORT.
 CMD ["/bin/sh", "-c", "exec functions-framework --target=predict --port=\"${AIP_HTTP_PORT:-${PORT:-8080}}\""]
+
+
+# For models compiled with `--runtime onnx`: `docker build --target compiled .`
+FROM runtime-base AS compiled
+
+COPY --from=compiled-build /opt/venv /opt/venv
+COPY --from=compiled-build /app /app
+# The official base ships its standard library without .pyc files; compile the modules the server
+# imports (listed by the build stage), or every cold start compiles them in memory again.
+RUN python3 -m compileall -q -i /opt/venv/stdlib-imports.txt
+USER 1000:1000
+
+ARG SOURCE_URL=""
+ARG VCS_REF=""
+ARG VERSION=""
+ARG CREATED=""
+LABEL org.opencontainers.image.title="predict-compiled" \
+      org.opencontainers.image.source="${SOURCE_URL}" \
+      org.opencontainers.image.revision="${VCS_REF}" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.created="${CREATED}"
+
+
+# The default image (the last stage, so `docker build .` builds it): models served by scikit-learn.
+FROM runtime-base AS runtime
+
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build /app /app
+RUN python3 -m compileall -q -i /opt/venv/stdlib-imports.txt
+USER 1000:1000
 
 # Last, so a new commit changes only this layer.
 ARG SOURCE_URL=""

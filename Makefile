@@ -12,11 +12,12 @@ BIN := $(VENV)/bin
 PORT ?= 8080
 PYTEST_ARGS ?=
 IMAGE ?= predict:latest
+COMPILED_IMAGE ?= predict-compiled:latest
 
-.PHONY: help setup setup-run venv dev model run test lint lock image bench fuzz soak clean
+.PHONY: help setup setup-run venv dev model run test lint lock image image-compiled bench fuzz soak clean
 
 help: ## List the targets.
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-7s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 setup-run:
 	@PYTHON=$(PYTHON) VENV=$(VENV) scripts/setup.sh run
@@ -40,8 +41,9 @@ venv: $(VENV)/.prod ## Create .venv with the pinned production dependencies.
 
 dev: $(VENV)/.dev ## Add the pinned test and dev tools.
 
-model/artifacts/manifest.json: model/training.py model/manifest.py | $(VENV)/.prod
+model/artifacts/manifest.json: model/training.py model/manifest.py model/schema.py model/examples.py model/baked.py | $(VENV)/.prod
 	$(BIN)/python -m model train
+	$(BIN)/python -m model bake
 
 model: model/artifacts/manifest.json ## Train the default model (deterministic) into model/artifacts/.
 
@@ -60,10 +62,15 @@ lint: dev ## Static checks: ruff, shellcheck, hadolint, actionlint.
 lock: dev ## Re-pin requirements*.txt (with hashes) from requirements*.in.
 	$(BIN)/uv pip compile --quiet --native-tls --generate-hashes --python-version 3.11 requirements.in -o requirements.txt
 	$(BIN)/uv pip compile --quiet --native-tls --generate-hashes --python-version 3.11 requirements-onnx.in -o requirements-onnx.txt
+	$(BIN)/uv pip compile --quiet --native-tls --generate-hashes --python-version 3.11 requirements-compiled.in -o requirements-compiled.txt
 	$(BIN)/uv pip compile --quiet --native-tls --generate-hashes --python-version 3.11 requirements-dev.in -o requirements-dev.txt
+	$(BIN)/uv pip compile --quiet --native-tls --generate-hashes --python-version 3.11 requirements-convert.in -o requirements-convert.txt
 
 image: ## Build the container image as $(IMAGE) (docker if its daemon answers, else podman).
 	IMAGE=$(IMAGE) scripts/image.sh
+
+image-compiled: ## Build the image for a model compiled with --runtime onnx (no scikit-learn) as $(COMPILED_IMAGE).
+	IMAGE=$(COMPILED_IMAGE) scripts/image.sh -c
 
 bench: dev ## Benchmark against FastAPI, MLServer and the in-process floor (about 10 minutes).
 	$(BIN)/python -m bench

@@ -61,13 +61,18 @@ def main(argv: list[str]) -> int:
     work = plan.RESULTS_DIR / "work"
     work.mkdir(parents=True, exist_ok=True)
     os.sched_setaffinity(0, {plan.CLIENT_CPU})  # the harness shares the load generator's CPU
-    models = [fit.prepare(name, work, with_ours=any(s in names for s in systems.OWN)) for name in model_names]
-    if any(s in names for s in systems.OWN) and any(m.ours_dir is None for m in models):
+    # Our function's venv builds its app copies (fit.py), so it comes first.
+    bins = {systems.OURS: venvs.ensure(systems.OURS, _log)}
+    with_ours = any(s in names for s in systems.OWN)
+    models = [fit.prepare(name, work, with_ours=with_ours, ours_python=bins[systems.OURS] / "python")
+              for name in model_names]
+    if with_ours and any(m.ours_dir is None for m in models):
         _log("`python -m model train` is not available yet: measuring without our function")
         names = [s for s in names if s not in systems.OWN]
-    # The floor runs in our function's venv: the same production stack, minus the server.
-    bins = {name: venvs.ensure(name, _log) for name in venvs.REQUIREMENTS if name in names or name == systems.OURS}
-    bins[systems.FLOOR] = bins[systems.OURS]
+    # The floor runs in our function's venv (the same production stack, minus the server), as does
+    # our function with its model named by MODEL_URI (systems.venv_for).
+    needed = {systems.venv_for(name, model) for name in names for model in models}
+    bins.update({name: venvs.ensure(name, _log) for name in venvs.REQUIREMENTS if name in needed})
     rounds = runner.run_rounds(models, names, run_plan, bins, work, _log)
     summary = report.aggregate(rounds)
     found = report.targets(summary, model_names)

@@ -13,12 +13,14 @@ from bench.plan import BENCH_DIR
 from bench.report import METRICS
 from bench.systems import LABELS
 
-_COLORS = {"ours": "#1a73e8", "ours-onnx": "#8430ce", "fastapi": "#34a853", "mlserver": "#f29900", "floor": "#9aa0a6"}
+_COLORS = {"ours": "#1a73e8", "ours-uri": "#7baaf7", "ours-onnx": "#8430ce", "fastapi": "#34a853", "mlserver": "#f29900",
+           "floor": "#9aa0a6"}
 _PANEL_W, _PANEL_H, _COLS = 320, 250, 3
+_BAR_W = 24  # wide enough for a value label such as "1.2k" above each bar
 _MARGIN, _LEGEND_Y, _LEGEND_ROW = 12, 50, 18
 # A generous width per character of 12 px sans-serif: no SVG renderer here measures text for us.
 _CHAR_W = 7.2
-_MODEL_NAMES = {"forest": "RandomForest(100)", "logreg": "LogisticRegression"}
+_MODEL_NAMES = {"forest": "RandomForest(100)", "logreg": "LogisticRegression", "churn": "churn (DataFrame)"}
 
 
 def _label(value: float) -> str:
@@ -29,10 +31,16 @@ def _label(value: float) -> str:
     return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
 
 
+def _panel_width(models: list[str], systems: list[str]) -> int:
+    """Wide enough for every bar at _BAR_W, with a gap between models' groups."""
+    return max(_PANEL_W, 40 + len(models) * (len(systems) * _BAR_W + 20))
+
+
 def _panel(x0: int, y0: int, metric: str, summary: dict, models: list[str], systems: list[str]) -> list[str]:
     title, lower_better = METRICS[metric]
+    panel_w = _panel_width(models, systems)
     heading = (
-        f'<text x="{x0 + _PANEL_W / 2}" y="{y0 + 16}" text-anchor="middle" font-weight="bold">'
+        f'<text x="{x0 + panel_w / 2}" y="{y0 + 16}" text-anchor="middle" font-weight="bold">'
         f'{html.escape(title)} <tspan font-weight="normal" fill="#5f6368">'
         f'({"lower" if lower_better else "higher"} is better)</tspan></text>'
     )
@@ -41,7 +49,7 @@ def _panel(x0: int, y0: int, metric: str, summary: dict, models: list[str], syst
               for m in models for s in systems}
     top = max([v for v in values.values() if v] or [1.0])
     base, height = y0 + _PANEL_H - 30, _PANEL_H - 75
-    group_w = (_PANEL_W - 40) / len(models)
+    group_w = (panel_w - 40) / len(models)
     bar_w = min(28.0, (group_w - 16) / len(systems))
     for gi, model in enumerate(models):
         gx = x0 + 20 + gi * group_w + (group_w - bar_w * len(systems)) / 2
@@ -57,7 +65,7 @@ def _panel(x0: int, y0: int, metric: str, summary: dict, models: list[str], syst
                        f'font-size="10">{_label(value)}</text>')
         out.append(f'<text x="{x0 + 20 + gi * group_w + group_w / 2:.1f}" y="{base + 16}" text-anchor="middle" '
                    f'font-size="11">{_MODEL_NAMES.get(model, model)}</text>')
-    out.append(f'<line x1="{x0 + 15}" y1="{base}" x2="{x0 + _PANEL_W - 15}" y2="{base}" stroke="#bdc1c6"/>')
+    out.append(f'<line x1="{x0 + 15}" y1="{base}" x2="{x0 + panel_w - 15}" y2="{base}" stroke="#bdc1c6"/>')
     return out
 
 
@@ -79,7 +87,8 @@ def _legend(systems: list[str], width: int) -> tuple[list[str], int]:
 def write(path: pathlib.Path, summary: dict, models: list[str], systems: list[str], subtitle: str) -> None:
     """Draws every metric of METRICS for `systems` and `models` into the SVG at `path`."""
     rows = -(-len(METRICS) // _COLS)
-    width = _PANEL_W * _COLS
+    panel_w = _panel_width(models, systems)
+    width = panel_w * _COLS
     legend, top = _legend(systems, width)
     height = top + rows * _PANEL_H
     svg = (
@@ -87,10 +96,10 @@ def write(path: pathlib.Path, summary: dict, models: list[str], systems: list[st
         f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">'
     )
     parts = [svg, f'<rect width="{width}" height="{height}" fill="white"/>',
-             '<text x="12" y="22" font-size="15" font-weight="bold">Serving iris models on one CPU: medians</text>',
+             '<text x="12" y="22" font-size="15" font-weight="bold">Serving scikit-learn models on one CPU: medians</text>',
              f'<text x="12" y="40" fill="#5f6368">{html.escape(subtitle)}</text>', *legend]
     for index, metric in enumerate(METRICS):
-        x0, y0 = (index % _COLS) * _PANEL_W, top + (index // _COLS) * _PANEL_H
+        x0, y0 = (index % _COLS) * panel_w, top + (index // _COLS) * _PANEL_H
         parts.extend(_panel(x0, y0, metric, summary, models, systems))
     parts.append("</svg>")
     path.parent.mkdir(parents=True, exist_ok=True)

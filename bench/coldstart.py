@@ -30,12 +30,15 @@ def _imports(log: str) -> list[tuple[str, int, int]]:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.coldstart", description=__doc__)
     parser.add_argument("--model", choices=plan.MODELS, default="forest")
+    parser.add_argument("--system", choices=(systems.OURS, systems.OURS_URI), default=systems.OURS,
+                        help="ours: the built-in model, as the image serves it; ours-uri: the same model via MODEL_URI")
     parser.add_argument("--top", type=int, default=12)
     args = parser.parse_args(argv)
     work = plan.RESULTS_DIR / "work"
     (work / "logs").mkdir(parents=True, exist_ok=True)
-    model = fit.prepare(args.model, work)
-    launch = systems.launch(systems.OURS, model, work, venvs.ensure(systems.OURS))
+    bin_dir = venvs.ensure(systems.OURS)
+    model = fit.prepare(args.model, work, ours_python=bin_dir / "python")
+    launch = systems.launch(args.system, model, work, bin_dir)
     launch.env["PYTHONPROFILEIMPORTTIME"] = "1"
     log_path = work / "logs" / f"coldstart-{args.model}.log"
     log_path.write_bytes(b"")
@@ -49,7 +52,9 @@ def main(argv: list[str]) -> int:
     loaded = [json.loads(line) for line in text.splitlines() if line.startswith("{") and "model_loaded" in line]
     print(f"spawn -> port bound         {timings['port_open_s']:.3f} s")
     if loaded:
-        print(f"model load (in the worker)  {loaded[0]['seconds']:.3f} s")
+        startup = loaded[0]["startup"]
+        steps = ", ".join(f"{k[:-2]} {v:.3f}" for k, v in startup.items() if k not in ("total_s", "since_server_start_s"))
+        print(f"model load (in the worker)  {startup['total_s']:.3f} s ({steps}; form: {loaded[0].get('form', 'artifact')})")
     print(f"spawn -> first response     {timings['first_response_s']:.3f} s")
     print(f"spawn -> first prediction   {timings['cold_start_s']:.3f} s")
     print(f"memory: RSS {memory['rss_mb']:.0f} MB, PSS {memory['pss_mb']:.0f} MB, {memory['processes']} processes")

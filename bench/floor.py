@@ -2,7 +2,8 @@
 
 Run as its own process on the server CPU (`python -m bench.floor MODEL.joblib ROWS.json SECONDS`) so
 its cold start (spawn -> first prediction) and memory compare with the servers'. It prints "ready"
-after the first prediction, then one JSON line of timings.
+after the first prediction, then one JSON line of timings. Rows that are objects (a DataFrame
+pipeline's) are built into DataFrames once, before the timing: the floor is the model call alone.
 """
 
 import json
@@ -10,10 +11,10 @@ import sys
 import time
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/status") as status:
+def _memory_mb(path: str, field: str) -> float:
+    with open(path) as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return 0.0
 
@@ -39,10 +40,15 @@ def main(model_path: str, rows_path: str, seconds: float) -> None:
     model = joblib.load(model_path)
     with open(rows_path) as rows_file:
         rows = json.load(rows_file)
-    one, batch = np.asarray([rows["row"]], dtype=float), np.asarray(rows["batch"], dtype=float)
+    if isinstance(rows["row"], dict):
+        import pandas as pd
+
+        one, batch = pd.DataFrame.from_records([rows["row"]]), pd.DataFrame.from_records(rows["batch"])
+    else:
+        one, batch = np.asarray([rows["row"]], dtype=float), np.asarray(rows["batch"], dtype=float)
     first = model.predict(one).tolist()
     print("ready", json.dumps(first), flush=True)
-    rss = _rss_mb()
+    rss, pss = _memory_mb("/proc/self/status", "VmRSS"), _memory_mb("/proc/self/smaps_rollup", "Pss")
     single = _time_calls(model.predict, one, seconds)
     batched = _time_calls(model.predict, batch, seconds)
     print(json.dumps({
@@ -53,7 +59,7 @@ def main(model_path: str, rows_path: str, seconds: float) -> None:
         "rps_c16": len(single) / sum(single),
         "batch_rows_per_s": len(batch) * len(batched) / sum(batched),
         "rss_mb": rss,
-        "pss_mb": rss,
+        "pss_mb": pss,
     }), flush=True)
 
 

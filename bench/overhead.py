@@ -1,7 +1,8 @@
 """Where a request's time goes in our function, layer by layer: `python -m bench.overhead [--model M]`.
 
 Times one single-row request, in this process on the server CPU and on one event loop as in a
-server's worker, through each layer in turn: the bare `estimator.predict`; the predictor (the
+server's worker, through each layer in turn: the bare `estimator.predict`; the validated row built
+into what the model is called with (a DataFrame for "churn") and that call; the predictor (the
 model's own thread and the micro-batcher); the router (`service.routes.FunctionApp.handle`: read,
 parse, validate, log line); and the ASGI app functions-framework builds for `main.py` (Starlette,
 its middleware, `main.predict`), called the way uvicorn calls it. What is left between the ASGI
@@ -19,7 +20,7 @@ import statistics
 import sys
 import time
 
-from bench import fit, plan
+from bench import fit, plan, systems
 
 
 async def _median_us(call, seconds: float, calls: int) -> float:
@@ -79,16 +80,22 @@ async def _measure(args, model_files) -> dict[str, float]:
         for handler in getattr(logger, "handlers", []):
             if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
                 handler.setStream(sys.stderr)
+    from inference.inputs import model_input
     from inference.rows import from_instances
 
     model = function.HOLDER.get()
-    rows = from_instances(model.schema, [list(model_files.row)], 1)
-    body = b'{"features":[' + ",".join(map(repr, model_files.row)).encode() + b"]}"
+    instance = model_files.row if model_files.layout == "frame" else list(model_files.row)
+    rows = from_instances(model.schema, [instance], 1)
+    x = model_input(model, rows)
+    body = systems.plain_bodies(model_files)["row_body"]
     headers = {"Content-Type": "application/json"}
     predictor = function.APP._predictor_for(model)
 
     async def estimator():
-        model.estimator.predict(rows.matrix)
+        model.estimator.predict(x)
+
+    async def inputs():
+        model.estimator.predict(model_input(model, rows))
 
     async def batcher():
         await predictor(rows)
@@ -110,7 +117,7 @@ async def _measure(args, model_files) -> dict[str, float]:
         status, answer = await asgi_post()
     if status != 200 or json.loads(answer)["predictions"] != [model_files.expected_row]:
         raise SystemExit(f"the ASGI app answered {status} {answer[:300]!r}, not {model_files.expected_row!r}")
-    layers = {"estimator.predict": estimator, "predictor (thread, batcher)": batcher,
+    layers = {"estimator.predict": estimator, "input built, predict": inputs, "predictor (thread, batcher)": batcher,
               "router (read, parse, validate, log)": router, "ASGI app (functions-framework)": asgi}
     # The request log lines are still formatted and written, to nowhere.
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):

@@ -15,7 +15,11 @@ CLIENT_CPU = 1
 # BLAS and OpenMP pools sized to the one CPU each server gets, for every system alike.
 THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
-MODELS = ("forest", "logreg")
+# What the image holds of the repository (the Dockerfile's COPY lines): our function runs from a copy.
+APP_FILES = ("main.py", "service", "inference", "model")
+
+# Two numeric models on iris (a float matrix), and a DataFrame pipeline with typed columns (rows as objects).
+MODELS = ("forest", "logreg", "churn")
 BATCH_ROWS = 256
 CONCURRENCY = 16
 

@@ -24,7 +24,7 @@ def _write(path: pathlib.Path, data: bytes) -> pathlib.Path:
 
 
 def measure_server(system: str, model: ModelFiles, plan: Plan, bins: dict, work: pathlib.Path) -> dict:
-    launch = systems.launch(system, model, work, bins[system])
+    launch = systems.launch(system, model, work, bins[systems.venv_for(system, model)])
     tag = f"{system}-{model.name}"
     row_file = _write(work / f"{tag}-row.json", launch.row_body)
     batch_file = _write(work / f"{tag}-batch.json", launch.batch_body)
@@ -38,7 +38,9 @@ def measure_server(system: str, model: ModelFiles, plan: Plan, bins: dict, work:
         if plan.warmup_seconds:
             loadgen.run(url, row_file, CONCURRENCY, plan.warmup_seconds, plan.wrk_timeout_s)
         c1 = loadgen.run(url, row_file, 1, plan.load_seconds, plan.wrk_timeout_s)
+        cpu_before = server.cpu_seconds()
         c16 = loadgen.run(url, row_file, CONCURRENCY, plan.load_seconds, plan.wrk_timeout_s)
+        cpu_c16 = server.cpu_seconds() - cpu_before
         batch = loadgen.run(url, batch_file, CONCURRENCY, plan.load_seconds, plan.wrk_timeout_s)
         checks += [server.check(launch.row_body, expected_row), server.check(launch.batch_body, model.expected_batch)]
         after = server.memory()
@@ -47,8 +49,10 @@ def measure_server(system: str, model: ModelFiles, plan: Plan, bins: dict, work:
     metrics.update({
         "p50_ms": c1["p50_ms"], "p99_ms": c1["p99_ms"], "rps_c1": c1["rps"],
         "rps_c16": c16["rps"], "p50_c16_ms": c16["p50_ms"], "p99_c16_ms": c16["p99_ms"],
+        "cpu_ms_per_req_c16": cpu_c16 * 1000 / max(1, c16["requests"]),
         "batch_rows_per_s": batch["rps"] * BATCH_ROWS, "batch_p50_ms": batch["p50_ms"],
         "rss_mb": after["rss_mb"], "pss_mb": after["pss_mb"], "rss_ready_mb": ready["rss_mb"],
+        "pss_ready_mb": ready["pss_mb"],
         "processes": after["processes"],
         "load_errors": c1["errors"] + c16["errors"] + batch["errors"],
         "correct": all(checks),
@@ -86,9 +90,16 @@ def run_rounds(models: list[ModelFiles], names: list[str], plan: Plan, bins: dic
     (work / "logs").mkdir(parents=True, exist_ok=True)
     servers = [name for name in names if name != systems.FLOOR]
     if plan.prime:
-        for name in servers:  # untimed: warms the page cache and .pyc files for every system alike
-            log(f"priming {name}")
-            _safe(functools.partial(measure_server, name, models[0], _prime_plan(plan), bins, work), log)
+        # Untimed: warms the page cache and .pyc files for every system alike, once per system, venv it
+        # runs from and kind of model (a DataFrame model imports pandas).
+        primed = set()
+        for model in models:
+            for name in servers:
+                key = (name, systems.venv_for(name, model), model.layout)
+                if key not in primed:
+                    primed.add(key)
+                    log(f"priming {name} ({model.name})")
+                    _safe(functools.partial(measure_server, name, model, _prime_plan(plan), bins, work), log)
     rounds = []
     for index in range(plan.rounds):
         record = {"index": index, "probe_before": probe.measure(), "runs": []}
@@ -96,7 +107,8 @@ def run_rounds(models: list[ModelFiles], names: list[str], plan: Plan, bins: dic
             for name in _rotated(names, index):
                 log(f"round {index + 1}/{plan.rounds}: {name} {model.name}")
                 if name == systems.FLOOR:
-                    result = _safe(functools.partial(measure_floor, model, plan, bins[name], work), log)
+                    bin_dir = bins[systems.venv_for(name, model)]
+                    result = _safe(functools.partial(measure_floor, model, plan, bin_dir, work), log)
                 else:
                     result = _safe(functools.partial(measure_server, name, model, plan, bins, work), log)
                 record["runs"].append({"system": name, "model": model.name, **result})

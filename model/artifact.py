@@ -10,8 +10,8 @@ import logging
 import pathlib
 import warnings
 
+from model import baked, imports
 from model import examples as example_rows
-from model import imports
 from model import manifest as manifests
 from model.errors import ModelIntegrityError, ModelNotFound, ModelUnreadable, ModelUnsafe, ModelVersionMismatch
 from model.schema import Schema, SchemaError, derive
@@ -63,10 +63,11 @@ class LoadedModel:
         return all(f.nullable for f in self.schema.features)
 
 
-def load(path: pathlib.Path, policy: LoadPolicy, timeline: Timeline | None = None) -> LoadedModel:
+def load(path: pathlib.Path, policy: LoadPolicy, timeline: Timeline | None = None, builtin: bool = False) -> LoadedModel:
     """Loads the model at a local path: a directory, a manifest, or a bare artifact file.
 
     `timeline` (if given) gets the seconds spent importing libraries, verifying and deserializing.
+    `builtin`: the path is the function's own model directory, whose baked form (model.baked) may be used.
     """
     timeline = timeline or Timeline()
     manifest_path, bare = _locate(path)
@@ -80,14 +81,18 @@ def load(path: pathlib.Path, policy: LoadPolicy, timeline: Timeline | None = Non
     fmt = info.get("format", "skops")
     if fmt in manifests.PICKLE_FORMATS and not policy.allow_pickle:
         raise ModelUnsafe(f"{artifact} is a {fmt} artifact, which runs code when loaded; {_PICKLE_HINT}")
-    with timeline.step("import"):
-        _import_libraries(fmt)
-    with timeline.step("verify"):
-        actual = _checked_sha256(artifact, info["sha256"], manifest_path)
-        _check_version(manifest["framework"]["scikit-learn"], policy, artifact)
-        trusted = _trusted_skops_types(artifact, policy) if fmt == "skops" else None
+    actual = info["sha256"]
+    estimator = _read_baked(manifest_path.parent, manifest, timeline) if builtin else None
+    if estimator is None:
+        with timeline.step("import"):
+            _import_libraries(fmt)
+        with timeline.step("verify"):
+            actual = _checked_sha256(artifact, info["sha256"], manifest_path)
+            _check_version(manifest["framework"]["scikit-learn"], policy, artifact)
+            trusted = _trusted_skops_types(artifact, policy) if fmt == "skops" else None
+        with timeline.step("load"):
+            estimator = _read_skops(artifact, trusted) if fmt == "skops" else _read_pickle(artifact, policy)
     with timeline.step("load"):
-        estimator = _read_skops(artifact, trusted) if fmt == "skops" else _read_pickle(artifact, policy)
         features = list(manifest["features"]["names"])
         n_in = getattr(estimator, "n_features_in_", len(features))
         if n_in != len(features):
@@ -101,14 +106,25 @@ def load(path: pathlib.Path, policy: LoadPolicy, timeline: Timeline | None = Non
                      manifest["framework"], _examples(manifest_path, manifest))
 
 
+def _read_baked(model_dir: pathlib.Path, manifest: dict, timeline: Timeline):
+    """The estimator from the built-in directory's baked form, or None to load the artifact the full way."""
+    with timeline.step("import"):
+        imports.import_sklearn()
+    return baked.read(model_dir, manifest, timeline)
+
+
 def _import_libraries(fmt: str) -> None:
     """Imports what deserializing needs up front, so the timeline tells imports from loading."""
-    imports.import_sklearn()
+    try:
+        imports.import_sklearn()
 
-    if fmt == "skops":
-        import skops.io  # noqa: F401
-    else:
-        import joblib  # noqa: F401
+        if fmt == "skops":
+            import skops.io  # noqa: F401
+        else:
+            import joblib  # noqa: F401
+    except ImportError as e:  # the compiled image: ONNX Runtime only
+        raise ModelUnreadable(f"this model is served by scikit-learn, and {e.name} is not installed here: the "
+                              "compiled image serves only models built with `--runtime onnx`") from None
 
 
 def _examples(manifest_path: pathlib.Path, manifest: dict, limit: int = 8) -> list:

@@ -15,12 +15,14 @@ readonly CA_BUNDLE="${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 
 usage() {
   cat <<EOF
-Usage: ${0##*/} [-t IMAGE] [-e docker|podman] [-b BASE_IMAGE] [-s STORE_DIR] [-r REQUIREMENTS]
+Usage: ${0##*/} [-t IMAGE] [-e docker|podman] [-b BASE_IMAGE] [-s STORE_DIR] [-r REQUIREMENTS] [-c]
   -t  image name (default: \$IMAGE or predict:latest)
   -e  engine (default: docker if its daemon answers, else podman)
   -b  base image (default: ${DEFAULT_BASE}, or a Debian stand-in when it cannot be pulled)
   -s  podman only: keep images in a private store under STORE_DIR (see storage.conf there)
   -r  lock file to install (default: requirements.txt; requirements-onnx.txt adds ONNX Runtime)
+  -c  the compiled image (Dockerfile target "compiled"): serves a model built with --runtime onnx
+      through ONNX Runtime, without scikit-learn or SciPy (requirements-compiled.txt; -r is ignored)
 Build args SOURCE_URL, VCS_REF and VERSION default to the git remote, HEAD and git describe.
 A non-empty ${CA_BUNDLE} (env CA_BUNDLE) is passed as build secret "cacert" for pip.
 EOF
@@ -78,14 +80,15 @@ source_url() {
 
 main() {
   local image="${IMAGE:-predict:latest}" engine="" base="${DEFAULT_BASE}" store="" opt
-  local requirements="requirements.txt"
-  while getopts "t:e:b:s:r:h" opt; do
+  local requirements="requirements.txt" target="runtime"
+  while getopts "t:e:b:s:r:ch" opt; do
     case "${opt}" in
       t) image="${OPTARG}" ;;
       e) engine="${OPTARG}" ;;
       b) base="${OPTARG}" ;;
       s) store="${OPTARG}" ;;
       r) requirements="${OPTARG}" ;;
+      c) target="compiled" ;;
       h) usage; return 0 ;;
       *) usage >&2; return 2 ;;
     esac
@@ -94,7 +97,7 @@ main() {
   [[ "${engine}" == podman ]] && use_podman_config "${store}"
   base="$(resolve_base "${engine}" "${base}")"
 
-  local args=(build --tag "${image}" --file "${ROOT}/Dockerfile"
+  local args=(build --tag "${image}" --file "${ROOT}/Dockerfile" --target "${target}"
     --build-arg "BASE_IMAGE=${base}"
     --build-arg "REQUIREMENTS=${requirements}"
     --build-arg "SOURCE_URL=${SOURCE_URL:-$(source_url)}"
@@ -102,7 +105,7 @@ main() {
     --build-arg "VERSION=${VERSION:-$(git -C "${ROOT}" describe --tags --always --dirty 2> /dev/null || true)}"
     --build-arg "CREATED=$(date -u +'%Y-%m-%dT%H:%M:%SZ')")
   [[ -s "${CA_BUNDLE}" ]] && args+=(--secret "id=cacert,src=${CA_BUNDLE}")
-  err "building ${image} with ${engine} on ${base}"
+  err "building ${image} (${target}) with ${engine} on ${base}"
   # BuildKit for docker: the classic builder knows no build secrets.
   DOCKER_BUILDKIT=1 "${engine}" "${args[@]}" "${ROOT}" >&2
   echo "${image}"

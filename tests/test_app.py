@@ -307,8 +307,10 @@ def test_the_model_loaded_line_carries_a_startup_timeline(make_client, model_dir
     assert client.post("/predict", json={"features": SETOSA}).status_code == 200
     loaded = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"model_loaded"' in line]
     startup = loaded[0]["startup"]
-    assert set(startup) == {"fetch_s", "import_s", "verify_s", "load_s", "first_prediction_s", "total_s"}
+    assert set(startup) == {"fetch_s", "import_s", "verify_s", "load_s", "first_prediction_s", "total_s",
+                            "since_server_start_s"}
     assert startup["total_s"] >= startup["first_prediction_s"] > 0
+    assert startup["since_server_start_s"] >= startup["total_s"] - 0.01  # /proc's clock ticks: 10 ms
 
 
 def test_request_lines_say_how_the_request_was_batched(client, capsys):

@@ -2,8 +2,8 @@
 #
 # Removes from a virtual environment what a server never runs, as an image build step: the
 # libraries' test suites (Python and compiled), Cython/C sources, headers, type stubs, static
-# libraries, the installer itself, ONNX Runtime's C API library, and the symbol tables of extension
-# modules; and stores the shared libraries NumPy and SciPy both vendor once.
+# libraries, the installer itself, ONNX Runtime's C API library and model tools, and the symbol
+# tables of extension modules; and stores the shared libraries NumPy and SciPy both vendor once.
 
 set -euo pipefail
 
@@ -29,9 +29,14 @@ remove_unused_files() {
 }
 
 # ONNX Runtime's wheel carries its C API library (~35 MB) beside the Python binding, which is
-# self-contained (it links no libonnxruntime) and is all Python code loads.
-remove_onnxruntime_c_api() {
-  rm -f "$1"/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.*
+# self-contained (it links no libonnxruntime) and is all Python code loads; and tools for
+# optimizing, quantizing and converting models (~5 MB), which `import onnxruntime` never imports.
+remove_onnxruntime_extras() {
+  local ort
+  for ort in "$1"/lib/python3*/site-packages/onnxruntime; do
+    [[ -d "${ort}" ]] || continue
+    rm -rf "${ort}"/capi/libonnxruntime.so.* "${ort}"/{transformers,quantization,tools,datasets,backend}
+  done
 }
 
 # Symbol tables are for debuggers; the dynamic symbols the loader needs stay. The vendored
@@ -70,7 +75,7 @@ main() {
   local before
   before="$(du -sm "$1" | cut -f1)"
   remove_unused_files "$1"
-  remove_onnxruntime_c_api "$1"
+  remove_onnxruntime_extras "$1"
   strip_extension_modules "$1"
   link_duplicate_libs "$1"
   err "$1: ${before} MB -> $(du -sm "$1" | cut -f1) MB"

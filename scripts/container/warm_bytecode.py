@@ -8,13 +8,13 @@ gets, stop it, then compile what it imported again with compileall as unchecked-
 The standard library belongs to the base image, so its imported modules are only listed (for
 `compileall -i LIST` in the runtime stage: the official base ships no .pyc files).
 The run doubles as a smoke test: the build fails if the baked-in model does not answer.
+`--optimize 2` compiles for a server that runs with PYTHONOPTIMIZE=2 (as the image's does).
 
-Usage: python warm_bytecode.py [--import MODULE]... [--stdlib-list FILE] ROOT...
+Usage: python warm_bytecode.py [--optimize N] [--import MODULE]... [--stdlib-list FILE] ROOT...
 """
 
 import argparse
 import compileall
-import importlib
 import importlib.util
 import json
 import os
@@ -67,9 +67,16 @@ def _wait_until_answering(server):
     sys.exit(f"server did not answer within {_READY_SECONDS} s")
 
 
-def _serve_once():
-    """Runs the real server with bytecode writing on and sends it the usual requests."""
+def _server_env(optimize: int) -> dict:
+    """This environment, with bytecode writing on, at the server's optimization level."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONOPTIMIZE"] = str(optimize)
+    return env
+
+
+def _serve_once(optimize: int):
+    """Runs the real server with bytecode writing on and sends it the usual requests."""
+    env = _server_env(optimize)
     server = subprocess.Popen(
         [
             "functions-framework",
@@ -91,14 +98,13 @@ def _serve_once():
         server.wait(timeout=30)
 
 
-def _import_also(modules):
-    """Imports modules the requests above do not reach (e.g. a gs:// model source)."""
-    sys.dont_write_bytecode = False
-    for name in modules:
-        importlib.import_module(name)
+def _import_also(modules, optimize: int):
+    """Imports modules the requests above do not reach (e.g. a gs:// model source), at the server's level."""
+    if modules:
+        subprocess.run([sys.executable, "-c", f"import {', '.join(modules)}"], env=_server_env(optimize), check=True)
 
 
-def _recompile_used(root):
+def _recompile_used(root, optimize: int):
     """Replaces root's .pyc files by unchecked-hash ones for the same sources; returns the count."""
     used = set()
     for cached in root.rglob("*.pyc"):
@@ -110,7 +116,7 @@ def _recompile_used(root):
         shutil.rmtree(cache_dir)
     mode = py_compile.PycInvalidationMode.UNCHECKED_HASH
     for source in sorted(path for path in used if path.is_file()):
-        if not compileall.compile_file(source, quiet=1, invalidation_mode=mode):
+        if not compileall.compile_file(source, quiet=1, invalidation_mode=mode, optimize=optimize):
             sys.exit(f"could not compile {source}")
     return len(used)
 
@@ -129,15 +135,16 @@ def _list_stdlib_used(out):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="Byte-compile what the server imports (an image build step).")
+    parser.add_argument("--optimize", type=int, choices=(0, 1, 2), default=0)
     parser.add_argument("--import", dest="modules", action="append", default=[])
     parser.add_argument("--stdlib-list", type=pathlib.Path)
     parser.add_argument("roots", nargs="+", type=pathlib.Path)
     args = parser.parse_args()
-    _serve_once()
-    _import_also(args.modules)
+    _serve_once(args.optimize)
+    _import_also(args.modules, args.optimize)
     for root in args.roots:
-        print(f"{root}: compiled {_recompile_used(root)} modules the server imports")
+        print(f"{root}: compiled {_recompile_used(root, args.optimize)} modules the server imports")
     if args.stdlib_list:
         print(f"{args.stdlib_list}: {_list_stdlib_used(args.stdlib_list)} stdlib modules")
 

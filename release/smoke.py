@@ -63,13 +63,33 @@ def wait_ready(url, token, wait_seconds):
         time.sleep(1.0)
 
 
+# A value of each kind the function's schema names, for a feature without known categories.
+_PLAIN = {"number": 0.0, "integer": 0, "boolean": False, "string": "smoke test"}
+
+
+def sample_instance(info):
+    """One valid row for the model GET / describes: a string for a text model, else an object keyed by
+    feature name with a value of each feature's kind (its first category when an encoder knows them).
+    Without a schema (an older function), zeros in feature order, as a numeric model takes."""
+    schema = info.get("schema")
+    if not isinstance(schema, dict) or not isinstance(schema.get("features"), list):
+        return [0.0] * len(info["features"])
+    if schema.get("layout") == "text":
+        return _PLAIN["string"]
+    row = {}
+    for feature in schema["features"]:
+        categories = feature.get("categories")
+        row[feature["name"]] = categories[0] if categories else _PLAIN.get(feature.get("kind"), 0.0)
+    return row
+
+
 def check(url, token, wait_seconds=60.0):
     """Raises ReleaseError unless the revision is ready and answers a sample prediction."""
     info = wait_ready(url, token, wait_seconds)
     features = info.get("features")
     if not isinstance(features, list) or not features:
         raise ReleaseError(f"smoke: GET {url}/ lists no features ({_short(info)})")
-    sample = {"instances": [[0.0] * len(features)]}
+    sample = {"instances": [sample_instance(info)]}
     status, body = call(url.rstrip("/") + "/predict", token, sample)
     if status != 200 or not isinstance(body, dict) or not isinstance(body.get("predictions"), list):
         raise ReleaseError(f"smoke: POST {url}/predict answered {status} {_short(body)}")

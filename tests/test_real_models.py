@@ -15,6 +15,7 @@ import requests
 
 from model import examples, package
 from model.schema import Schema
+from release import smoke
 from tests import models
 from tests.conftest import Server
 
@@ -257,3 +258,15 @@ def test_the_schema_is_served_in_metadata_v2_and_openapi(servers):
     assert row["properties"]["contract"]["enum"] == ["month-to-month", "one-year", "two-year"]
     assert row["properties"]["senior"] == {"type": "boolean"}
     assert row["properties"]["tenure_months"]["nullable"] is True
+
+
+@pytest.mark.parametrize("name", ["churn", "spam", "prices", "bare"])
+def test_the_release_smoke_test_passes_for_every_kind_of_model(servers, name):
+    """`deploy.sh smoke` builds its one row from GET /'s schema, so a release of any of them passes."""
+    server, fitted, _ = servers[name]
+    report = smoke.check(server.url, None, wait_seconds=10)
+    assert report["features"] == len(served_schema(server).features)
+    if name == "prices":
+        assert isinstance(report["prediction"], float)
+    else:
+        assert report["prediction"] in fitted.estimator.classes_.tolist()

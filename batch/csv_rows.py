@@ -35,8 +35,8 @@ class Csv:
             raise BatchError(f"{uri}: the CSV header must name the model's features ({', '.join(names)}) in any "
                              f"order; {'; '.join(problems)}")
         self._column = [header.index(n) for n in names]  # schema order -> file column
-        kinds = {f.name: f.kind for f in schema.features}
-        self._kinds = [kinds[h] for h in header]  # file order
+        features = {f.name: f for f in schema.features}
+        self._features = [features[h] for h in header]  # file order
         row = JSON_NUMBER + rb"(?:," + JSON_NUMBER + rb"){%d}" % (len(header) - 1)
         self._json_cells = re.compile(rb"(?:" + row + rb"\r?\n)*+" + row + rb"\r?")
 
@@ -61,7 +61,7 @@ class Csv:
                 echoes.append(text_json(raw.strip()))
                 instances.append(None)
                 continue
-            values = [_convert(cell, kind) for cell, kind in zip(cells, self._kinds)]
+            values = [_convert(cell, feature) for cell, feature in zip(cells, self._features)]
             echoes.append(json.dumps(finite(values)).encode())
             instances.append([values[j] for j in self._column])
         return Parsed(source, positions, echoes, instances, errors=errors)
@@ -79,15 +79,20 @@ class Csv:
                       matrix=matrix[:, self._column])
 
 
-def _convert(cell: str, kind: str):
-    """The cell as its feature's kind; an empty cell is missing; one that does not convert stays text."""
+def _convert(cell: str, feature):
+    """The cell as its feature's kind; an empty cell is missing; one that does not convert stays text.
+    A number column whose kind nothing in the model tells (passed through untouched) takes true/false
+    too, as the function takes JSON booleans there: pandas writes a bool column as True/False."""
     if cell == "":
         return None
+    kind = feature.kind
     if kind == "string":
         return cell
+    lowered = cell.strip().lower()
     if kind == "boolean":
-        lowered = cell.strip().lower()
         return True if lowered in _TRUE else False if lowered in _FALSE else cell
+    if kind == "number" and feature.kind_source == "default" and lowered in ("true", "false"):
+        return lowered == "true"
     try:
         return int(cell) if kind == "integer" else float(cell)
     except ValueError:

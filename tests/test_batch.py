@@ -376,3 +376,26 @@ def test_csv_cells_of_a_dataframe_model_are_typed_and_the_ones_it_cannot_take_ar
     assert lines[1]["error"].startswith("row 1, feature 2 (contract) is 'lifetime', a category the model does not know")
     assert lines[2] == {"instance": ["maybe", "bank", "two-year", 20.0, 1.0],
                         "error": "row 2, feature 4 (senior) must be true or false, got string"}
+
+
+def test_a_passed_through_bool_column_the_model_cannot_type_takes_true_false_cells(tmp_path, monkeypatch, capsys):
+    """Packaged without a sample, the churn model's boolean column is a number nothing in the model
+    types (passed through untouched); pandas' True/False cells score as the JSON booleans the function
+    takes there do, as 1/0."""
+    from model import package
+    from tests import models
+
+    fitted = models.churn_pipeline()
+    source = models.dump(fitted, tmp_path / "source", name="churn")
+    report = package.package(source, tmp_path / "churn", allow_pickle=True)
+    senior = next(f for f in report.schema.features if f.name == "senior")
+    assert (senior.kind, senior.kind_source) == ("number", "default")
+    rows = models.write_sample(fitted, tmp_path / "rows.csv")
+    assert "True" in rows.read_text()
+
+    status, err, _ = _in_process(monkeypatch, capsys, [rows, tmp_path / "out"], MODEL_URI=tmp_path / "churn")
+
+    assert status == 0, err
+    lines = [json.loads(line) for line in (tmp_path / "out" / "rows-00000-of-00001.jsonl").read_text().splitlines()]
+    assert [line.get("error") for line in lines] == [None] * len(lines)
+    assert [line["prediction"] for line in lines] == fitted.estimator.predict(fitted.rows).tolist()

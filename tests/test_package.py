@@ -286,3 +286,43 @@ def test_a_compiled_matrix_model_takes_missing_values_where_it_was_verified_on_t
     assert np.isnan(matrix).any()
     expected = models.nan_regressor().estimator.predict(pd.DataFrame(matrix, columns=loaded.features))
     assert np.allclose(loaded.estimator.predict(matrix), expected, rtol=compiled.VALUE_TOLERANCE)
+
+
+def test_package_takes_a_numeric_dataframe_model_whose_floats_move_in_the_last_bits(tmp_path):
+    """The most common model: numbers in a DataFrame. Served as a float matrix, scikit-learn's sums run
+    in another order than on the DataFrame, so probabilities and values may move in the last bits:
+    labels must be equal, the rest within FLOAT_TOLERANCE, and the difference is recorded."""
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(rng.normal(size=(500, 7)), columns=list("abcdefg"))
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    fitted = {"lr": make_pipeline(StandardScaler(), LogisticRegression()).fit(frame, frame.a + frame.b * frame.c > 0),
+              "ridge": make_pipeline(StandardScaler(), Ridge()).fit(frame, frame.a * 3 + frame.g)}
+    for name, estimator in fitted.items():
+        joblib.dump(estimator, tmp_path / f"{name}.joblib")
+        result = in_process(tmp_path / f"{name}.joblib", "--allow-pickle", "--sample", tmp_path / "rows.csv",
+                            "--out", tmp_path / name)
+        assert result.returncode == 0, result.stderr
+        verified = json.loads((tmp_path / name / "manifest.json").read_text())["verified"]
+        assert verified["rows"] == 500 and verified["predictions_equal"] is True
+        drift = verified.get("max_probability_diff", verified.get("max_value_diff"))
+        assert drift is not None and drift <= 1e-12
+        served = artifact.load(tmp_path / name, artifact.LoadPolicy()).estimator.predict(frame.to_numpy())
+        if name == "lr":
+            assert served.tolist() == estimator.predict(frame).tolist()
+        else:
+            np.testing.assert_allclose(served, estimator.predict(frame), rtol=1e-12)
+
+
+def test_package_of_a_model_that_fails_on_generated_rows_asks_for_a_sample(tmp_path):
+    from sklearn.linear_model import Ridge
+    from sklearn.preprocessing import FunctionTransformer
+
+    frame = pd.DataFrame({"a": np.arange(50.0), "b": np.arange(50.0) ** 0.5})
+    joblib.dump(make_pipeline(FunctionTransformer(np.log1p), Ridge()).fit(frame, frame.a * 2), tmp_path / "log.joblib")
+    result = in_process(tmp_path / "log.joblib", "--allow-pickle", "--out", tmp_path / "out")
+    _refused(result, "(rows generated from the schema; pass --sample FILE with rows the model takes)", tmp_path / "out")
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    assert in_process(tmp_path / "log.joblib", "--allow-pickle", "--sample", tmp_path / "rows.csv",
+                      "--out", tmp_path / "out").returncode == 0

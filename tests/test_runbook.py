@@ -263,8 +263,9 @@ def drill_image_smoke_fails(request):
     tmp = request.getfixturevalue("tmp_path")
     (tmp / "no-model").mkdir()
     (tmp / "site").mkdir()
+    # The step writes bytecode as it imports; here it goes to tmp_path, not into the shared virtualenv.
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "MODEL_URI": str(tmp / "no-model"),
-           "MODEL_CACHE_DIR": str(tmp / "cache")}
+           "MODEL_CACHE_DIR": str(tmp / "cache"), "PYTHONPYCACHEPREFIX": str(tmp / "pycache")}
     result = subprocess.run([sys.executable, "scripts/container/warm_bytecode.py", "--port", str(free_port()),
                              str(tmp / "site")], cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
                             check=False)

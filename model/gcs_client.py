@@ -7,6 +7,7 @@ Every call gets a connect/read timeout and a retry bounded by what is left of on
 """
 
 import os
+import re
 import threading
 import time
 
@@ -91,7 +92,8 @@ def as_load_error(exc: Exception, uri: str, budget: Budget) -> ModelLoadError:
         return SourceUnavailable(f"{uri}: permission denied ({exc.code}): grant the runtime service account "
                                  f"roles/storage.objectViewer on the bucket; {exc.message}")
     if isinstance(exc, DataCorruption):
-        return ModelIntegrityError(f"{uri}: downloaded bytes fail the checksum: {_cause(exc)}")
+        return ModelIntegrityError(f"{uri}: downloaded bytes fail the checksum ({_checksums(exc)}): the stored "
+                                   "object is damaged, or was damaged on the way; publish the model again")
     if isinstance(exc, auth.DefaultCredentialsError):
         return SourceUnavailable(f"{uri}: no Google credentials: on Cloud Run the service account is used; "
                                  "locally run `gcloud auth application-default login`")
@@ -105,6 +107,15 @@ def as_load_error(exc: Exception, uri: str, budget: Budget) -> ModelLoadError:
     if isinstance(exc, api.GoogleAPICallError):
         return ModelUnreadable(f"{uri}: Cloud Storage answered {exc.code}: {exc.message}")
     raise exc
+
+
+def _checksums(exc) -> str:
+    """What the library's long DataCorruption text says in a few words: the stored and the received hash."""
+    found = re.search(r"indicated an? (\S+) checksum of:\s*(\S+).*?was:\s*(\S+)", " ".join(str(exc).split()))
+    if found is None:
+        return _cause(exc)
+    kind, stored, received = found.groups()
+    return f"{kind} stored {stored}, received {received}"
 
 
 def _cause(exc) -> str:

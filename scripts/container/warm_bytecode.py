@@ -10,7 +10,7 @@ The standard library belongs to the base image, so its imported modules are only
 The run doubles as a smoke test: the build fails if the baked-in model does not answer.
 `--optimize 2` compiles for a server that runs with PYTHONOPTIMIZE=2 (as the image's does).
 
-Usage: python warm_bytecode.py [--optimize N] [--import MODULE]... [--stdlib-list FILE] ROOT...
+Usage: python warm_bytecode.py [--optimize N] [--import MODULE]... [--stdlib-list FILE] [--port PORT] ROOT...
 """
 
 import argparse
@@ -37,11 +37,11 @@ _MUST_ANSWER = [("GET", "/", None), ("POST", "/predict", {"features": _IRIS})]
 _BAD_REQUEST = ("POST", "/predict", {"features": "not numbers"})
 
 
-def _call(method, path, body):
+def _call(port, method, path, body):
     """Sends one JSON request to the local server and returns the HTTP status."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(
-        f"http://127.0.0.1:{_PORT}{path}",
+        f"http://127.0.0.1:{port}{path}",
         data=data,
         method=method,
         headers={"Content-Type": "application/json"},
@@ -53,14 +53,14 @@ def _call(method, path, body):
         return error.code
 
 
-def _wait_until_answering(server):
+def _wait_until_answering(server, port):
     """Polls GET / until the server answers; exits if it dies or never does."""
     deadline = time.monotonic() + _READY_SECONDS
     while time.monotonic() < deadline:
         if server.poll() is not None:
             sys.exit(f"server exited with status {server.returncode} before answering")
         try:
-            _call("GET", "/", None)
+            _call(port, "GET", "/", None)
             return
         except (urllib.error.URLError, ConnectionError):
             time.sleep(0.2)
@@ -74,7 +74,7 @@ def _server_env(optimize: int) -> dict:
     return env
 
 
-def _serve_once(optimize: int):
+def _serve_once(optimize: int, port: int):
     """Runs the real server with bytecode writing on and sends it the usual requests."""
     env = _server_env(optimize)
     server = subprocess.Popen(
@@ -82,17 +82,17 @@ def _serve_once(optimize: int):
             "functions-framework",
             "--target=predict",
             "--host=127.0.0.1",
-            f"--port={_PORT}",
+            f"--port={port}",
         ],
         env=env,
     )
     try:
-        _wait_until_answering(server)
+        _wait_until_answering(server, port)
         for method, path, body in _MUST_ANSWER:
-            status = _call(method, path, body)
+            status = _call(port, method, path, body)
             if status != 200:
                 sys.exit(f"{method} {path} answered {status}, expected 200")
-        _call(*_BAD_REQUEST)
+        _call(port, *_BAD_REQUEST)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
@@ -139,9 +139,11 @@ def main():
     parser.add_argument("--optimize", type=int, choices=(0, 1, 2), default=0)
     parser.add_argument("--import", dest="modules", action="append", default=[])
     parser.add_argument("--stdlib-list", type=pathlib.Path)
+    # A build has the network to itself; on a shared host (a test run) the default may be taken.
+    parser.add_argument("--port", type=int, default=_PORT)
     parser.add_argument("roots", nargs="+", type=pathlib.Path)
     args = parser.parse_args()
-    _serve_once(args.optimize)
+    _serve_once(args.optimize, args.port)
     _import_also(args.modules, args.optimize)
     for root in args.roots:
         print(f"{root}: compiled {_recompile_used(root, args.optimize)} modules the server imports")

@@ -3,7 +3,8 @@
 #   docker build --secret id=cacert,src=/etc/ssl/certs/ca-certificates.crt -t predict .
 # The secret is optional: it is only needed behind a TLS-intercepting proxy.
 # `--target compiled` builds the image for models compiled with `--runtime onnx` instead: no
-# scikit-learn, SciPy, skops or pandas in it (`scripts/image.sh -c`, `make image-compiled`).
+# scikit-learn, SciPy, skops or pandas in it, and FROM scratch: the interpreter and the libraries it
+# links, without a shell or package manager (`scripts/image.sh -c`, `make image-compiled`).
 #
 # Syntax kept to what both Docker BuildKit and buildah 1.28 (Debian 12) accept: no COPY --link,
 # no heredoc RUN.
@@ -28,7 +29,7 @@ RUN python3 -m venv "${VIRTUAL_ENV}" \
     && rm -rf /var/lib/apt/lists/*
 # What the server never runs (tests, sources, headers, stubs, pip, symbol tables; see the script),
 # and the step that byte-compiles what it does run.
-COPY scripts/container/slim_venv.sh scripts/container/warm_bytecode.py /tmp/
+COPY scripts/container/slim_venv.sh scripts/container/warm_bytecode.py scripts/container/runtime_root.py /tmp/
 
 
 FROM build-base AS build
@@ -94,6 +95,18 @@ RUN /opt/convert/bin/python -m model train --runtime onnx \
         --stdlib-list "${VIRTUAL_ENV}/stdlib-imports.txt" "${VIRTUAL_ENV}" \
     && python -OO -m compileall -q -f --invalidation-mode unchecked-hash /app
 
+# The compiled image's whole root file system, gathered from this stage (scripts/container/runtime_root.py):
+# the interpreter, its standard library without what a server never runs, the venv, the app, and
+# the shared libraries all of them link; with the standard library modules the server imports
+# compiled (the base ships none) and the base's other .pyc files left behind. Then the real server
+# runs inside that root, as UID 1000, and must answer: the image it becomes has no shell to try it.
+RUN find "$(python -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')" -name __pycache__ -prune \
+        -exec rm -rf {} + \
+    && python -OO -m compileall -q --invalidation-mode unchecked-hash -i "${VIRTUAL_ENV}/stdlib-imports.txt" \
+    && python /tmp/runtime_root.py --tree "${VIRTUAL_ENV}" --tree /app --user app:1000 /rootfs \
+    && FUNCTION_SOURCE=/app/main.py chroot --userspec=1000:1000 /rootfs \
+        python - --check < /tmp/warm_bytecode.py
+
 
 FROM ${BASE_IMAGE} AS runtime-base
 
@@ -121,20 +134,30 @@ ENV VIRTUAL_ENV=/opt/venv \
 WORKDIR /app
 EXPOSE 8080
 
-# The server is PID 1 (the shell execs it) and gets SIGTERM itself, so Cloud Run's shutdown is
-# graceful. Vertex AI names the port in AIP_HTTP_PORT; Cloud Run and everything else in PORT.
-CMD ["/bin/sh", "-c", "exec functions-framework --target=predict --port=\"${AIP_HTTP_PORT:-${PORT:-8080}}\""]
+# The server is PID 1 and gets SIGTERM itself, so Cloud Run's shutdown is graceful. It listens on
+# PORT (Cloud Run's), or on AIP_HTTP_PORT where Vertex AI sets one (service/server_tuning.py).
+CMD ["functions-framework", "--target=predict"]
 
 
-# For models compiled with `--runtime onnx`: `docker build --target compiled .`
-FROM runtime-base AS compiled
+# For models compiled with `--runtime onnx`: `docker build --target compiled .` Nothing of the base
+# but what runtime_root.py gathered: no shell, so every command is exec-form.
+FROM scratch AS compiled
 
-COPY --from=compiled-build /opt/venv /opt/venv
-COPY --from=compiled-build /app /app
-# The official base ships its standard library without .pyc files; compile the modules the server
-# imports (listed by the build stage), or every cold start compiles them in memory again.
-RUN python3 -m compileall -q -i /opt/venv/stdlib-imports.txt
+COPY --from=compiled-build /rootfs /
+# runtime-base's settings (see there), and LANG=C.UTF-8 as the base sets it.
+ENV VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:/usr/local/bin:/usr/bin:/bin \
+    LANG=C.UTF-8 \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONOPTIMIZE=2 \
+    PORT=8080 \
+    WORKERS=1 \
+    CLOUD_RUN_TIMEOUT_SECONDS=0
+WORKDIR /app
+EXPOSE 8080
 USER 1000:1000
+CMD ["functions-framework", "--target=predict"]
 
 ARG SOURCE_URL=""
 ARG VCS_REF=""

@@ -9,8 +9,11 @@ The standard library belongs to the base image, so its imported modules are only
 `compileall -i LIST` in the runtime stage: the official base ships no .pyc files).
 The run doubles as a smoke test: the build fails if the baked-in model does not answer.
 `--optimize 2` compiles for a server that runs with PYTHONOPTIMIZE=2 (as the image's does).
+`--check` runs only that smoke test and compiles nothing: for a finished root file system, run
+inside it (chroot) as the server's user.
 
 Usage: python warm_bytecode.py [--optimize N] [--import MODULE]... [--stdlib-list FILE] ROOT...
+       python warm_bytecode.py --check
 """
 
 import argparse
@@ -139,9 +142,15 @@ def main():
     parser.add_argument("--optimize", type=int, choices=(0, 1, 2), default=0)
     parser.add_argument("--import", dest="modules", action="append", default=[])
     parser.add_argument("--stdlib-list", type=pathlib.Path)
-    parser.add_argument("roots", nargs="+", type=pathlib.Path)
+    parser.add_argument("--check", action="store_true", help="only serve the requests once; compile nothing")
+    parser.add_argument("roots", nargs="*", type=pathlib.Path)
     args = parser.parse_args()
+    if not args.roots and not args.check:
+        parser.error("name a ROOT to compile, or --check")
     _serve_once(args.optimize)
+    if args.check:
+        print("the server answered")
+        return
     _import_also(args.modules, args.optimize)
     for root in args.roots:
         print(f"{root}: compiled {_recompile_used(root, args.optimize)} modules the server imports")

@@ -2,6 +2,8 @@
 # (scripts/image.sh), or directly:
 #   docker build --secret id=cacert,src=/etc/ssl/certs/ca-certificates.crt -t predict .
 # The secret is optional: it is only needed behind a TLS-intercepting proxy.
+# `--build-arg MODEL_DIR=.cache/image-model` serves a packaged model instead of the default one
+# (`make image MODEL_DIR=DIR` stages DIR there; see the build stage).
 # `--target compiled` builds the image for models compiled with `--runtime onnx` instead: no
 # scikit-learn, SciPy, skops or pandas in it, and FROM scratch: the interpreter and the libraries it
 # links, without a shell or package manager (`scripts/image.sh -c`, `make image-compiled`).
@@ -51,15 +53,26 @@ COPY service/ service/
 COPY inference/ inference/
 COPY batch/ batch/
 COPY model/ model/
-# Bake the default model in, so an instance serves without reaching any storage: trained, then
-# verified the full way (SHA-256, skops' allow-list, versions) and stored in the form the built-in
-# directory loads without skops (`python -m model bake`; model/baked.py says why that is safe). The
-# atomic writes leave the files readable by root alone: the server's user must read them.
+# MODEL_DIR: a directory `python -m model package` wrote (manifest.json, model.skops, examples.jsonl),
+# served instead of the default model. It must be in the build context, whose allow-list admits
+# those three files in .cache/image-model alone (scripts/image.sh -m DIR copies them there). COPY
+# needs a source either way: without MODEL_DIR it copies main.py, which nothing reads.
+ARG MODEL_DIR=""
+COPY ${MODEL_DIR:-main.py} /tmp/packaged-model/
+# Bake the model in, so an instance serves without reaching any storage: the packaged one, or the
+# default one trained here; verified the full way (SHA-256, skops' allow-list, versions) and stored
+# in the form the built-in directory loads without skops (`python -m model bake`; model/baked.py
+# says why that is safe). The atomic writes leave the files readable by root alone: the server's
+# user must read them.
 # Then byte-compile, for PYTHONOPTIMIZE=2 as the server runs, so a cold start reads .pyc files
 # instead of compiling: all of the app, and of the libraries what one run of the real server
-# imports (compiling all of them would add ~45 MB of unread files).
+# imports, predicting the model's own examples (compiling all of them would add ~45 MB of unread files).
 # unchecked-hash: the sources in an image never change, so imports skip the freshness check.
-RUN python -m model train \
+RUN if [ -n "${MODEL_DIR}" ]; then \
+        mkdir model/artifacts \
+        && cp /tmp/packaged-model/manifest.json /tmp/packaged-model/model.skops \
+            /tmp/packaged-model/examples.jsonl model/artifacts/; \
+    else python -m model train; fi \
     && python -m model bake \
     && chmod -R a+rX model/artifacts \
     && python /tmp/warm_bytecode.py --optimize 2 --import google.cloud.storage \

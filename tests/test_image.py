@@ -103,6 +103,27 @@ def compiled_image(podman):
     return _build(podman, "-c")
 
 
+@pytest.fixture(scope="module")
+def churn_dir(tmp_path_factory):
+    """The DataFrame churn pipeline of tests/models.py, packaged as a user does (`python -m model package`)."""
+    from tests import models
+
+    sources = tmp_path_factory.mktemp("churn-source")
+    source = models.dump(models.churn_pipeline(), sources, "skops", "churn")
+    models.write_sample(models.churn_pipeline(), sources / "churn.csv")
+    out = sources / "packaged"
+    package = [sys.executable, "-m", "model", "package", str(source), "--sample", str(sources / "churn.csv"),
+               "--out", str(out)]
+    subprocess.run(package, cwd=REPO, check=True, capture_output=True, timeout=300)
+    return out
+
+
+@pytest.fixture(scope="module")
+def churn_image(podman, churn_dir):
+    """The default image with the packaged churn model built in (`make image MODEL_DIR=DIR`)."""
+    return _build(podman, "-m", str(churn_dir))
+
+
 @pytest.fixture(params=["default", "compiled"])
 def each_image(request):
     """(kind, image name) for the checks both images must pass."""
@@ -353,6 +374,33 @@ def test_compiled_image_says_a_scikit_learn_model_needs_the_default_image(podman
         response = _predict(url)
     assert response.status_code == 503
     assert "--runtime onnx" in response.json()["error"]["message"]
+
+
+def test_image_built_with_a_packaged_model_serves_it_baked(podman, churn_image):
+    from tests import models
+
+    fitted = models.churn_pipeline()
+    rows = fitted.rows.head(20)  # gaps in the number columns included
+    instances = json.loads(rows.to_json(orient="records"))
+    with running(podman, churn_image) as (name, url):
+        answer = requests.post(url + "/predict", json={"instances": instances}, timeout=30)
+        info = requests.get(url + "/", timeout=10).json()  # after a prediction: the model is loaded
+        logs = podman("logs", name).stdout + podman("logs", name).stderr
+    assert (info["name"], info["schema"]["layout"]) == ("churn", "frame")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["predictions"] == fitted.estimator.predict(rows).tolist()
+    loaded = [json.loads(line) for line in logs.splitlines() if '"model_loaded"' in line]
+    assert [line.get("form") for line in loaded] == ["baked.pkl"], logs[-2000:]  # verified at build time, no skops now
+    assert rows[["tenure_months", "monthly_charges"]].isna().any(axis=None)
+
+
+def test_image_refuses_a_model_directory_it_cannot_bake(podman, onnx_model_dir, tmp_path):
+    result = subprocess.run([str(REPO / "scripts" / "image.sh"), "-e", "podman", "-s", str(podman.store), "-m",
+                             str(onnx_model_dir)], env=podman.env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "--runtime onnx" in result.stderr, result.stderr
+    result = subprocess.run([str(REPO / "scripts" / "image.sh"), "-e", "podman", "-s", str(podman.store), "-m",
+                             str(tmp_path)], env=podman.env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "has no manifest.json" in result.stderr, result.stderr
 
 
 def test_image_holds_no_credentials(podman, image, tmp_path):

@@ -67,6 +67,8 @@ COPY ${MODEL_DIR:-main.py} /tmp/packaged-model/
 # Then byte-compile, for PYTHONOPTIMIZE=2 as the server runs, so a cold start reads .pyc files
 # instead of compiling: all of the app, and of the libraries what one run of the real server
 # imports, predicting the model's own examples (compiling all of them would add ~45 MB of unread files).
+# And pandas, which the default model never imports but a DataFrame model from MODEL_URI does: its
+# .pyc files (7 MB) take ~0.4 s off such a model's cold start (1.6 s to 1.2 s).
 # unchecked-hash: the sources in an image never change, so imports skip the freshness check.
 RUN if [ -n "${MODEL_DIR}" ]; then \
         mkdir model/artifacts \
@@ -75,7 +77,7 @@ RUN if [ -n "${MODEL_DIR}" ]; then \
     else python -m model train; fi \
     && python -m model bake \
     && chmod -R a+rX model/artifacts \
-    && python /tmp/warm_bytecode.py --optimize 2 --import google.cloud.storage \
+    && python /tmp/warm_bytecode.py --optimize 2 --import google.cloud.storage --import pandas \
         --stdlib-list "${VIRTUAL_ENV}/stdlib-imports.txt" "${VIRTUAL_ENV}" \
     && python -OO -m compileall -q -f --invalidation-mode unchecked-hash /app
 

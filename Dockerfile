@@ -159,7 +159,8 @@ CMD ["functions-framework", "--target=predict"]
 FROM scratch AS compiled
 
 COPY --from=compiled-build /rootfs /
-# runtime-base's settings (see there), and LANG=C.UTF-8 as the base sets it.
+# runtime-base's settings (see there; tests/test_image.py checks they agree), and LANG=C.UTF-8 as
+# the base sets it.
 ENV VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:/usr/local/bin:/usr/bin:/bin \
     LANG=C.UTF-8 \

@@ -12,6 +12,8 @@ BIN := $(VENV)/bin
 PORT ?= 8080
 PYTEST_ARGS ?=
 IMAGE ?= predict:latest
+# A directory `python -m model package` wrote, served by `make image` instead of the default model.
+MODEL_DIR ?=
 COMPILED_IMAGE ?= predict-compiled:latest
 
 .PHONY: help setup setup-run venv dev model run test lint lock image image-compiled bench fuzz soak clean
@@ -66,8 +68,8 @@ lock: dev ## Re-pin requirements*.txt (with hashes) from requirements*.in.
 	$(BIN)/uv pip compile --quiet --native-tls --generate-hashes --python-version 3.11 requirements-dev.in -o requirements-dev.txt
 	$(BIN)/uv pip compile --quiet --native-tls --generate-hashes --python-version 3.11 requirements-convert.in -o requirements-convert.txt
 
-image: ## Build the container image as $(IMAGE) (docker if its daemon answers, else podman).
-	IMAGE=$(IMAGE) scripts/image.sh
+image: ## Build the container image as $(IMAGE) (docker if its daemon answers, else podman); MODEL_DIR=DIR serves a packaged model.
+	IMAGE=$(IMAGE) scripts/image.sh $(if $(MODEL_DIR),-m "$(MODEL_DIR)")
 
 image-compiled: ## Build the image for a model compiled with --runtime onnx (no scikit-learn) as $(COMPILED_IMAGE).
 	IMAGE=$(COMPILED_IMAGE) scripts/image.sh -c

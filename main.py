@@ -22,7 +22,7 @@ logs.configure(SETTINGS.log_level, SETTINGS.revision, SETTINGS.service)
 HOLDER = ModelHolder(SETTINGS, warm_up=warm_up)
 APP = routes.FunctionApp(SETTINGS, HOLDER)
 preload.install(HOLDER, SETTINGS.warmup)
-server_tuning.apply(SETTINGS.graceful_timeout_s)
+server_tuning.apply(SETTINGS.graceful_timeout_s, SETTINGS.http_port)
 
 
 @functions_framework.aio.http

@@ -89,6 +89,13 @@ def _route(env, name: str) -> str | None:
     return raw
 
 
+def _port(env, name: str) -> int | None:
+    port = _number(env, name, None, int, 1)
+    if port is not None and port > 65535:
+        raise ConfigError(f"{name}={port} is not a TCP port (1 to 65535)")
+    return port
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     model_uri: str
@@ -113,6 +120,7 @@ class Settings:
     project: str | None
     health_route: str | None
     predict_route: str | None
+    http_port: int | None  # Vertex AI's port, over PORT; functions-framework reads PORT itself
 
     @classmethod
     def from_env(cls, env=None) -> "Settings":
@@ -144,4 +152,5 @@ class Settings:
             project=env.get("GOOGLE_CLOUD_PROJECT") or env.get("GCP_PROJECT") or None,
             health_route=_route(env, "AIP_HEALTH_ROUTE"),
             predict_route=_route(env, "AIP_PREDICT_ROUTE"),
+            http_port=_port(env, "AIP_HTTP_PORT"),
         )

@@ -8,6 +8,8 @@ functions-framework builds its server, which is why these hooks work from there.
 - Cloud Run sends SIGTERM and kills the instance 10 s later; gunicorn's default graceful timeout is
   30 s. GRACEFUL_TIMEOUT_S (default 8) bounds how long in-flight requests may finish after SIGTERM,
   so the server exits on its own inside Cloud Run's window.
+- Vertex AI names the port in AIP_HTTP_PORT, which takes precedence over PORT (and --port), so the
+  image's command needs no shell to choose between them.
 - gunicorn's control socket lives in $HOME, which the image's user has not got; the server needs no
   runtime control, so it is off rather than logging an error at every start.
 - functions-framework answers /favicon.ico and /robots.txt itself, and its router refuses a few
@@ -39,7 +41,7 @@ def missing_internals() -> list[str]:
     return missing
 
 
-def apply(graceful_timeout_s: float) -> None:
+def apply(graceful_timeout_s: float, port: int | None = None) -> None:
     missing = missing_internals()
     if missing:
         from importlib.metadata import version
@@ -49,11 +51,11 @@ def apply(graceful_timeout_s: float) -> None:
     from functions_framework._http import gunicorn as ff_gunicorn
 
     for application in (ff_gunicorn.GunicornApplication, ff_gunicorn.UvicornApplication):
-        _tune(application, graceful_timeout_s)
+        _tune(application, graceful_timeout_s, port)
     _json_framework_errors()
 
 
-def _tune(application, graceful_timeout_s: float) -> None:
+def _tune(application, graceful_timeout_s: float, port: int | None) -> None:
     original = application.load_config
     if getattr(original, "tuned", False):
         return
@@ -63,6 +65,9 @@ def _tune(application, graceful_timeout_s: float) -> None:
         # gunicorn accepts whole seconds only (a float fails its validation and the server exits).
         self.cfg.set("graceful_timeout", max(1, int(graceful_timeout_s)))
         self.cfg.set("control_socket_disable", True)
+        if port is not None:
+            host = self.cfg.bind[0].rpartition(":")[0]
+            self.cfg.set("bind", f"{host}:{port}")
 
     load_config.tuned, load_config.original = True, original
     application.load_config = load_config

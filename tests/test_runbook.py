@@ -266,9 +266,11 @@ def drill_image_smoke_fails(request):
     # The step writes bytecode as it imports; here it goes to tmp_path, not into the shared virtualenv.
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "MODEL_URI": str(tmp / "no-model"),
            "MODEL_CACHE_DIR": str(tmp / "cache"), "PYTHONPYCACHEPREFIX": str(tmp / "pycache")}
+    # The rows it predicts are the built-in model's examples; the image's path is not on this host.
+    (tmp / "examples.jsonl").write_text('[5.1, 3.5, 1.4, 0.2]\n' * 2)
     result = subprocess.run([sys.executable, "scripts/container/warm_bytecode.py", "--port", str(free_port()),
-                             str(tmp / "site")], cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
-                            check=False)
+                             "--examples", str(tmp / "examples.jsonl"), str(tmp / "site")], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 1
     return _output(result)
 

@@ -41,3 +41,15 @@ def test_the_framework_404_gets_the_json_shape_of_each_protocol(make_client, mod
     assert plain.status_code == 404 and plain.json()["error"]["code"] == 404
     v2 = client.post("/v2", json={})
     assert v2.status_code == 405 and isinstance(v2.json()["error"], str)
+
+
+@pytest.mark.parametrize("port, bind", [(None, "127.0.0.1:8080"), (7080, "127.0.0.1:7080")])
+def test_apply_binds_the_port_given_over_the_command_line_one(monkeypatch, port, bind):
+    from functions_framework._http import gunicorn
+
+    for application in (gunicorn.GunicornApplication, gunicorn.UvicornApplication):
+        current = application.load_config
+        monkeypatch.setattr(application, "load_config", getattr(current, "original", current))
+    server_tuning.apply(8, port)
+    for application in (gunicorn.GunicornApplication, gunicorn.UvicornApplication):
+        assert application(None, "127.0.0.1", 8080, False).cfg.bind == [bind]

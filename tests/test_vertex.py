@@ -1,9 +1,8 @@
 """Vertex AI's custom-container contract, through the real function: the routes and model URI Vertex sets.
 
 Vertex starts the container with AIP_HTTP_PORT, AIP_HEALTH_ROUTE, AIP_PREDICT_ROUTE and AIP_STORAGE_URI
-(the gs:// directory it copied the model's artifact to). The port is the image's command
-(tests/test_image.py runs the image with these variables); the rest is the app's, tested here against
-a real storage server.
+(the gs:// directory it copied the model's artifact to). All of it is the app's, tested here against a
+real storage server and a real server process (tests/test_image.py runs the images with these variables).
 """
 
 import time
@@ -90,6 +89,33 @@ def test_model_uri_wins_over_aip_storage_uri(make_client, model_dir):
 
     assert client.post(PREDICT, json={"instances": [IRIS_ROW]}).json()["predictions"] == [0]
     assert client.get("/").json()["source"]["uri"] == str(model_dir)
+
+
+def test_server_listens_on_aip_http_port_over_port(start_server, model_dir):
+    import requests
+
+    from tests.net import free_port
+
+    port = free_port()
+    server = start_server(wait=False, AIP_HTTP_PORT=port, MODEL_URI=model_dir)
+    deadline = time.monotonic() + 30
+    while True:
+        assert server.proc.poll() is None, server.log_text()
+        try:
+            answer = requests.post(f"http://127.0.0.1:{port}/predict", json={"features": IRIS_ROW}, timeout=5)
+            break
+        except requests.ConnectionError:
+            assert time.monotonic() < deadline, f"nothing listens on AIP_HTTP_PORT {port}: {server.log_text()}"
+            time.sleep(0.05)
+    assert answer.json()["predictions"] == [0]
+    with pytest.raises(requests.ConnectionError):
+        requests.get(server.url + "/", timeout=5)  # PORT, which AIP_HTTP_PORT overrides
+
+
+@pytest.mark.parametrize("value", ["http", "0", "65536"])
+def test_aip_http_port_that_is_not_a_port_is_refused(value):
+    with pytest.raises(ConfigError, match="AIP_HTTP_PORT"):
+        Settings.from_env({"AIP_HTTP_PORT": value})
 
 
 @pytest.mark.parametrize("name, value", [("AIP_HEALTH_ROUTE", "health"), ("AIP_PREDICT_ROUTE", "/p?x=1")])

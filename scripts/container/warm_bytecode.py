@@ -3,14 +3,18 @@
 Compiling every module of NumPy, SciPy and scikit-learn adds ~45 MB of .pyc files the server never
 reads; compiling none makes every cold start compile in memory, since the runtime file system may be
 read-only. So: start the real server with bytecode writing on, send it the requests a live instance
-gets, stop it, then compile what it imported again with compileall as unchecked-hash .pyc files
+gets (rows of the built-in model's own examples, so a DataFrame model imports what pandas runs for
+it), stop it, then compile what it imported again with compileall as unchecked-hash .pyc files
 (sources in an image never change, so imports can skip the freshness check) and drop the rest.
 The standard library belongs to the base image, so its imported modules are only listed (for
 `compileall -i LIST` in the runtime stage: the official base ships no .pyc files).
 The run doubles as a smoke test: the build fails if the baked-in model does not answer.
 `--optimize 2` compiles for a server that runs with PYTHONOPTIMIZE=2 (as the image's does).
+`--check` runs only that smoke test and compiles nothing: for a finished root file system, run
+inside it (chroot) as the server's user.
 
-Usage: python warm_bytecode.py [--optimize N] [--import MODULE]... [--stdlib-list FILE] [--port PORT] ROOT...
+Usage: python warm_bytecode.py [--optimize N] [--import MODULE]... [--stdlib-list FILE] [--examples FILE] [--port PORT] ROOT...
+       python warm_bytecode.py --check [--examples FILE] [--port PORT]
 """
 
 import argparse
@@ -31,10 +35,15 @@ import urllib.request
 
 _PORT = 8765
 _READY_SECONDS = 90
-_IRIS = [5.1, 3.5, 1.4, 0.2]
-# Requests that must answer 200, then one that must not, so the error path is imported too.
-_MUST_ANSWER = [("GET", "/", None), ("POST", "/predict", {"features": _IRIS})]
+# The examples the image's built-in model was trained or packaged with (model/examples.py), one JSON object a line.
+_EXAMPLES = "/app/model/artifacts/examples.jsonl"
 _BAD_REQUEST = ("POST", "/predict", {"features": "not numbers"})
+
+
+def _must_answer(examples: pathlib.Path):
+    """Requests that must answer 200: the model's description, and predictions for two of its examples."""
+    rows = [json.loads(line) for line in examples.read_text().splitlines()[:2]]
+    return [("GET", "/", None), ("POST", "/predict", {"instances": rows})]
 
 
 def _call(port, method, path, body):
@@ -74,7 +83,7 @@ def _server_env(optimize: int) -> dict:
     return env
 
 
-def _serve_once(optimize: int, port: int):
+def _serve_once(optimize: int, examples: pathlib.Path, port: int):
     """Runs the real server with bytecode writing on and sends it the usual requests."""
     env = _server_env(optimize)
     server = subprocess.Popen(
@@ -88,7 +97,7 @@ def _serve_once(optimize: int, port: int):
     )
     try:
         _wait_until_answering(server, port)
-        for method, path, body in _MUST_ANSWER:
+        for method, path, body in _must_answer(examples):
             status = _call(port, method, path, body)
             if status != 200:
                 sys.exit(f"{method} {path} answered {status}, expected 200")
@@ -139,11 +148,18 @@ def main():
     parser.add_argument("--optimize", type=int, choices=(0, 1, 2), default=0)
     parser.add_argument("--import", dest="modules", action="append", default=[])
     parser.add_argument("--stdlib-list", type=pathlib.Path)
+    parser.add_argument("--examples", type=pathlib.Path, default=_EXAMPLES, help="rows to predict (default: %(default)s)")
     # A build has the network to itself; on a shared host (a test run) the default may be taken.
     parser.add_argument("--port", type=int, default=_PORT)
-    parser.add_argument("roots", nargs="+", type=pathlib.Path)
+    parser.add_argument("--check", action="store_true", help="only serve the requests once; compile nothing")
+    parser.add_argument("roots", nargs="*", type=pathlib.Path)
     args = parser.parse_args()
-    _serve_once(args.optimize, args.port)
+    if not args.roots and not args.check:
+        parser.error("name a ROOT to compile, or --check")
+    _serve_once(args.optimize, args.examples, args.port)
+    if args.check:
+        print("the server answered")
+        return
     _import_also(args.modules, args.optimize)
     for root in args.roots:
         print(f"{root}: compiled {_recompile_used(root, args.optimize)} modules the server imports")

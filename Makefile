@@ -74,7 +74,7 @@ image: ## Build the container image as $(IMAGE) (docker if its daemon answers, e
 image-compiled: ## Build the image for a model compiled with --runtime onnx (no scikit-learn) as $(COMPILED_IMAGE).
 	IMAGE=$(COMPILED_IMAGE) scripts/image.sh -c
 
-bench: dev ## Benchmark against FastAPI, MLServer and the in-process floor (about 10 minutes).
+bench: dev ## Benchmark against FastAPI, MLServer and the in-process floor (about 25 minutes).
 	$(BIN)/python -m bench
 
 fuzz: dev model ## Long fuzz of a real server from the OpenAPI document and mangled bodies (~4 min).

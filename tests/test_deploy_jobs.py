@@ -10,18 +10,10 @@ from google.cloud import storage as gcs_storage
 from model import publish
 from tests.fakes.cloud_run import FakeCloudRun
 from tests.fakes.cloud_run_jobs import CloudRunJobs, LocalTasks
-from tests.fakes.release_env import IMAGE_REPO, PROJECT, ROOT, gcloud_or_explain, run_release
+from tests.fakes.release_env import IMAGE_REPO, PROJECT, ROOT, run_release
 
 pytestmark = pytest.mark.timeout(300)
 JOB = "predictor-batch"
-
-
-@pytest.fixture(scope="module")
-def gcloud_config(tmp_path_factory):
-    found, problem = gcloud_or_explain()
-    if not found:
-        pytest.fail(problem)
-    return tmp_path_factory.mktemp("gcloud-config")
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ CLIENT_CPU = 1
 THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 # What the image holds of the repository (the Dockerfile's COPY lines): our function runs from a copy.
-APP_FILES = ("main.py", "service", "inference", "model")
+APP_FILES = ("main.py", "service", "inference", "batch", "model")
 
 # Two numeric models on iris (a float matrix), and a DataFrame pipeline with typed columns (rows as objects).
 MODELS = ("forest", "logreg", "churn")

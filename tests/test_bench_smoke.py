@@ -104,4 +104,5 @@ def test_the_benchmark_runs_our_function_with_the_images_settings():
     for name, value in systems.IMAGE_ENV.items():
         assert env.get(name) == value, name
     assert set(plan.APP_FILES) == set(re.findall(r"^COPY (\S+?)/? \S+$", dockerfile.split("AS build\n", 1)[1]
-                                                 .split("\nFROM ", 1)[0], re.MULTILINE)) - {"${REQUIREMENTS}"}
+                                                 .split("\nFROM ", 1)[0], re.MULTILINE)) - {
+        "${REQUIREMENTS}", "${MODEL_DIR:-main.py}"}  # a lock file and an optional model: build arguments

@@ -191,6 +191,23 @@ def drill_http_400(request):
     return _serving(request, [("POST", "/predict", {"json": {"features": [5.1, 3.5, 1.4]}})])
 
 
+def drill_http_400_columns(request):
+    """A model users bring: a DataFrame pipeline with named, typed columns, packaged as they would."""
+    from model import package
+    from tests import models
+
+    tmp = request.getfixturevalue("tmp_path")
+    fitted = models.churn_pipeline()
+    source = models.dump(fitted, tmp / "source", name="churn")
+    package.package(source, tmp / "churn", sample=models.write_sample(fitted, tmp / "churn.jsonl"), allow_pickle=True)
+    row = {"tenure_months": 3, "monthly_charges": 80.5, "contract": "month-to-month", "payment": "card",
+           "senior": False}
+    return _answer_and_log(request, [("POST", "/predict", {"json": {"instances": [{**row, "tenure_months": "three"}]}}),
+                                     ("POST", "/predict", {"json": {"instances": [{**row, "contract": None}]}}),
+                                     ("POST", "/predict", {"json": {"instances": [{**row, "contract": "weekly"}]}})],
+                           MODEL_URI=tmp / "churn")
+
+
 def drill_http_404(request):
     return _serving(request, [("GET", "/v1/predict", {}),
                               ("POST", "/v1/models/flowers:predict", {"json": {"instances": [IRIS_ROW]}})])
@@ -399,6 +416,7 @@ DRILLS = {
     "load-denied": drill_load_denied,
     "load-unreachable": drill_load_unreachable,
     "http-400": drill_http_400,
+    "http-400-columns": drill_http_400_columns,
     "http-404": drill_http_404,
     "http-405": drill_http_405,
     "http-413": drill_http_413,
